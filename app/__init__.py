@@ -1,0 +1,38 @@
+"""The gateway application: `create_app` wires config, store, backends and API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from app import api, backends, store
+from app.config import Settings, load_settings
+from app.logs import configure_logging
+from app.services.responses import Gateway
+
+
+def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
+    """Build the app from settings (defaults <- YAML <- env <- `overrides`)."""
+    settings = settings or load_settings(overrides)
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["settings"] = settings
+    store.init_app(app, settings)
+    backends.init_app(app, settings)
+    app.extensions["gateway"] = Gateway(
+        backends=app.extensions["backends"],
+        reject_unsupported_tools=settings.reject_unsupported_tools,
+        configured_secret=settings.reasoning_secret,
+    )
+    api.init_app(app)
+    logging.getLogger(__name__).info(
+        "gateway ready: store=%s backends=%s",
+        settings.store_type,
+        ", ".join(f"{b.name}={b.base_url}" for b in settings.backends),
+    )
+    return app

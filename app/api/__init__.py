@@ -1,0 +1,48 @@
+"""The HTTP layer: blueprints, request parsing helpers and error rendering."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from app.api import conversations, health, models, responses
+from app.errors import GatewayError, PayloadTooLarge, error_body
+
+log = logging.getLogger(__name__)
+
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprints and the one error-rendering path."""
+    for module in (responses, conversations, models, health):
+        app.register_blueprint(module.bp)
+    app.register_error_handler(GatewayError, render_error)
+    app.register_error_handler(HTTPException, _render_http_exception)
+    app.register_error_handler(Exception, _render_unexpected)
+
+
+def render_error(error: GatewayError) -> Any:
+    """Render a gateway error as an OpenAI error body with its status."""
+    response = jsonify(error_body(error))
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _render_http_exception(exc: HTTPException) -> Any:
+    status = exc.code or 500
+    if status == 413:
+        return render_error(PayloadTooLarge("The request body is too large."))
+    message = exc.description or exc.name
+    error = GatewayError(message, code=HTTP_ERROR_CODES.get(status), status=status)
+    error.error_type = "invalid_request_error" if status < 500 else "server_error"
+    return render_error(error)
+
+
+def _render_unexpected(exc: Exception) -> Any:
+    log.exception("unexpected error")
+    return render_error(GatewayError("The server had an error while processing your request."))

@@ -1,0 +1,83 @@
+"""Request and response helpers shared by the blueprints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from flask import Response, current_app, request
+
+from app.errors import InvalidRequest
+from app.protocol.sse import encode_event
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+
+def json_body(empty: Any = None) -> Any:
+    """Return the parsed JSON body (`empty` if there is none and that is allowed)."""
+    data = request.get_data(cache=False)
+    if empty is not None and not data.strip():
+        return empty
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The OpenAI API expects a "
+            "JSON payload.",
+            code="invalid_json",
+        ) from None
+
+
+def client_key() -> str | None:
+    """The client's bearer token, forwarded to backends that have no key of their own."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def gateway() -> Any:
+    return current_app.extensions["gateway"]
+
+
+def sse_response(
+    events: Iterable[dict[str, Any]], headers: dict[str, str] | None = None
+) -> Response:
+    """Wrap an event generator as `text/event-stream`."""
+    return Response(
+        _frames(events),
+        mimetype="text/event-stream",
+        headers={**SSE_HEADERS, **(headers or {})},
+    )
+
+
+def _frames(events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    try:
+        for event in events:
+            yield encode_event(event)
+    finally:
+        close = getattr(events, "close", None)
+        if close:
+            close()
+
+
+def page_args() -> dict[str, Any]:
+    """`limit`, `order`, `after`, `before` of a list request, checked."""
+    args = request.args
+    try:
+        limit = int(args.get("limit", DEFAULT_PAGE))
+    except ValueError:
+        raise InvalidRequest("Invalid 'limit': expected an integer.", param="limit") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"Invalid 'limit': must be between 1 and {MAX_PAGE}.", param="limit")
+    order = args.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("Invalid 'order': expected 'asc' or 'desc'.", param="order")
+    return {
+        "limit": limit,
+        "order": order,
+        "after": args.get("after"),
+        "before": args.get("before"),
+    }

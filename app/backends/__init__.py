@@ -1,0 +1,195 @@
+"""Model servers that speak Chat Completions: pooled sessions, timeouts, routing.
+
+One `requests.Session` per backend per worker, made in `init_app`. Headers
+are passed per call (sessions are shared between greenlets); every call
+has a `(connect, read)` timeout; only connection failures (nothing sent
+yet) are retried. requests' exceptions become the gateway's own here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from http.client import HTTPException
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from app.backends.breaker import CircuitBreaker
+from app.backends.sse import SSEError, iter_sse_data
+from app.config import BackendSettings, Settings
+from app.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    BadGateway,
+    GatewayError,
+    NotFound,
+    upstream_error,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECT_RETRIES = 1
+MODELS_TIMEOUT = (5.0, 10.0)
+
+
+class ChatStream:
+    """An open streaming reply: iterate `data:` payloads, then `close()`."""
+
+    def __init__(self, backend: Backend, response: requests.Response) -> None:
+        self.backend = backend
+        self.response = response
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from iter_sse_data(self.response.raw)
+        except ReadTimeoutError as exc:
+            self.backend.breaker.record_failure()
+            raise BackendTimeout(f"Backend '{self.backend.name}' stopped sending: {exc}") from exc
+        except (HTTPError, HTTPException, OSError, SSEError) as exc:
+            self.backend.breaker.record_failure()
+            raise BadGateway(f"Backend '{self.backend.name}' stream broke off: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the upstream connection at once (client gone or stream over)."""
+        self.response.close()
+
+
+class Backend:
+    """One upstream server: its settings, session and circuit breaker."""
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.session = requests.Session()
+        retry = Retry(total=None, connect=CONNECT_RETRIES, read=0, redirect=0, status=0, other=0)
+        adapter = HTTPAdapter(
+            pool_connections=1, pool_maxsize=settings.pool_size, max_retries=retry
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.breaker = CircuitBreaker()
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.settings.connect_timeout, self.settings.read_timeout)
+
+    def headers(self, client_key: str | None, stream: bool) -> dict[str, str]:
+        """Per-call headers: the backend's own key, else the client's."""
+        headers = {"Content-Type": "application/json"}
+        key = self.settings.api_key or client_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        return headers
+
+    def complete(self, body: dict[str, Any], client_key: str | None) -> dict[str, Any]:
+        """Send a non-streaming Chat request and return the completion."""
+        response = self._post(body, client_key, stream=False)
+        try:
+            completion = response.json()
+        except ValueError as exc:
+            self.breaker.record_failure()
+            raise BadGateway(f"Backend '{self.name}' sent invalid JSON") from exc
+        finally:
+            response.close()
+        if not isinstance(completion, dict):
+            raise BadGateway(f"Backend '{self.name}' sent a completion that is not an object")
+        return completion
+
+    def stream(self, body: dict[str, Any], client_key: str | None) -> ChatStream:
+        """Open a streaming Chat request; errors before the first byte raise here."""
+        return ChatStream(self, self._post(body, client_key, stream=True))
+
+    def _post(
+        self, body: dict[str, Any], client_key: str | None, stream: bool
+    ) -> requests.Response:
+        self.breaker.check(self.name)
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            response = self.session.post(
+                self.settings.chat_url,
+                data=data,
+                headers=self.headers(client_key, stream),
+                timeout=self.timeout,
+                stream=stream,
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            self.breaker.record_failure()
+            raise BackendUnavailable(f"Backend '{self.name}' did not accept a connection") from exc
+        except requests.exceptions.ReadTimeout as exc:
+            self.breaker.record_failure()
+            raise BackendTimeout(
+                f"Backend '{self.name}' did not answer within {self.settings.read_timeout:g}s"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            self.breaker.record_failure()
+            raise BackendUnavailable(f"Backend '{self.name}' is unreachable: {exc}") from exc
+        if response.status_code >= 400:
+            raise self._error_from(response)
+        self.breaker.record_success()
+        return response
+
+    def _error_from(self, response: requests.Response) -> GatewayError:
+        if response.status_code >= 500:
+            self.breaker.record_failure()
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text[:1000]
+        finally:
+            response.close()
+        return upstream_error(response.status_code, body, response.headers.get("Retry-After"))
+
+    def list_models(self, client_key: str | None) -> list[dict[str, Any]]:
+        """Return the backend's models (its configured list if it cannot be asked)."""
+        try:
+            response = self.session.get(
+                self.settings.base_url + "/models",
+                headers=self.headers(client_key, stream=False),
+                timeout=MODELS_TIMEOUT,
+            )
+            response.raise_for_status()
+            data = response.json().get("data")
+            if isinstance(data, list):
+                return [model for model in data if isinstance(model, dict) and "id" in model]
+        except (requests.exceptions.RequestException, ValueError, AttributeError) as exc:
+            log.warning("backend %s: cannot list models: %s", self.name, exc)
+        return [model_entry(model, self.name) for model in self.settings.models]
+
+
+def model_entry(model_id: str, owner: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+
+
+class Backends:
+    """All configured backends, routed by model name."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.all = [Backend(backend) for backend in settings.backends]
+
+    def for_model(self, model: str) -> Backend:
+        """Return the first backend configured for `model`."""
+        for backend in self.all:
+            if backend.settings.serves(model):
+                return backend
+        raise NotFound(
+            f"The model '{model}' does not exist.", param="model", code="model_not_found"
+        )
+
+    def list_models(self, client_key: str | None) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for backend in self.all:
+            for model in backend.list_models(client_key):
+                seen.setdefault(model["id"], model)
+        return list(seen.values())
+
+
+def init_app(app: Any, settings: Settings) -> None:
+    """Create this worker's backend sessions."""
+    app.extensions["backends"] = Backends(settings)

@@ -1,0 +1,132 @@
+"""The gateway's one exception tree, rendered in the OpenAI error shape.
+
+`GatewayError` subclasses carry the HTTP status, the OpenAI `type` and an
+optional `code`/`param`. The API layer renders them as JSON; a stream that
+has already started renders them as events (see `protocol.stream`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """An error a client should see, with its HTTP status and OpenAI type."""
+
+    status = 500
+    error_type = "server_error"
+    default_code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the `error` object of the OpenAI error body."""
+        return {
+            "message": self.message,
+            "type": self.error_type,
+            "param": self.param,
+            "code": self.code,
+        }
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class NotFound(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class UpstreamError(GatewayError):
+    """The backend answered with an error status; passed on faithfully."""
+
+    error_type = "upstream_error"
+
+
+class BadGateway(GatewayError):
+    status = 502
+    error_type = "server_error"
+    default_code = "bad_gateway"
+
+
+class BackendUnavailable(GatewayError):
+    status = 503
+    error_type = "server_error"
+    default_code = "backend_unavailable"
+
+
+class BackendTimeout(GatewayError):
+    status = 504
+    error_type = "server_error"
+    default_code = "backend_timeout"
+
+
+class StoreError(GatewayError):
+    status = 503
+    error_type = "server_error"
+    default_code = "store_unavailable"
+
+
+UPSTREAM_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def upstream_error(status: int, body: Any, retry_after: str | None = None) -> GatewayError:
+    """Translate a backend error reply into the error the client should see."""
+    detail = body.get("error") if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        detail = {"message": detail}
+    if not isinstance(detail, dict):
+        text = body if isinstance(body, str) and body.strip() else f"HTTP {status}"
+        detail = {"message": f"Backend error: {text[:500]}"}
+    error = UpstreamError(
+        str(detail.get("message") or f"Backend error: HTTP {status}"),
+        param=detail.get("param") if isinstance(detail.get("param"), str) else None,
+        code=str(detail["code"]) if detail.get("code") is not None else None,
+        status=status if 400 <= status <= 599 else 502,
+        headers={"Retry-After": retry_after} if retry_after else None,
+    )
+    error.error_type = UPSTREAM_ERROR_TYPES.get(status, "server_error")
+    return error
+
+
+def error_body(error: GatewayError) -> dict[str, Any]:
+    """Return the JSON body for `error`."""
+    return {"error": error.to_dict()}

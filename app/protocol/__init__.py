@@ -1,0 +1,1 @@
+"""Pure translation between the Responses API and Chat Completions (no I/O)."""

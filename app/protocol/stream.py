@@ -1,0 +1,267 @@
+"""The streaming state machine: Chat Completions chunks -> Responses events.
+
+`StreamTranslator` owns the life of every output item and content part:
+each is `added` before its deltas and `done` before the next one opens,
+ids stay the same from `added` to the final response, and
+`sequence_number` counts from 0 without gaps. The caller persists
+`translator.response` between `finish()`/`fail()` and `terminal_event()`,
+so the stored response is committed before the client sees the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from app.protocol.ids import new_call_id
+from app.protocol.response import (
+    fail_response,
+    finish_response,
+    message_item,
+    output_text_part,
+    reasoning_item,
+    tool_call_item,
+)
+
+TERMINAL_EVENTS = {
+    "completed": "response.completed",
+    "incomplete": "response.incomplete",
+    "failed": "response.failed",
+    "cancelled": "response.incomplete",
+}
+
+
+class StreamError(ValueError):
+    """The backend sent a chunk that is not valid Chat Completions JSON."""
+
+
+class _OpenItem:
+    """The one output item currently being streamed."""
+
+    def __init__(self, kind: str, output_index: int, item: dict[str, Any], key: Any = None):
+        self.kind = kind
+        self.output_index = output_index
+        self.item = item
+        self.key = key
+        self.buffer: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.buffer)
+
+
+class StreamTranslator:
+    """Feed Chat chunks in, get Responses events out."""
+
+    def __init__(
+        self,
+        response: dict[str, Any],
+        tool_kinds: dict[str, str],
+        reasoning_field: str,
+        finalize_item: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.response = response
+        self.finalize_item = finalize_item or (lambda item: item)
+        self.tool_kinds = tool_kinds
+        self.reasoning_fields = (reasoning_field, "reasoning_content", "reasoning")
+        self.sequence = 0
+        self.output: list[dict[str, Any]] = []
+        self.current: _OpenItem | None = None
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def event(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        """Return the next event of the stream, numbered."""
+        event = {"type": event_type, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return event
+
+    def start(self) -> list[dict[str, Any]]:
+        """Return `response.created` and `response.in_progress`."""
+        return [
+            self.event("response.created", response=self.snapshot()),
+            self.event("response.in_progress", response=self.snapshot()),
+        ]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**self.response, "output": list(self.output)}
+
+    def feed_line(self, data: str) -> list[dict[str, Any]]:
+        """Translate one SSE `data:` payload from the backend."""
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise StreamError(f"invalid JSON in backend stream: {data[:200]!r}") from exc
+        if not isinstance(chunk, dict):
+            raise StreamError("backend stream chunk is not a JSON object")
+        return self.feed(chunk)
+
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """Translate one Chat completion chunk."""
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        events: list[dict[str, Any]] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = next((delta[f] for f in self.reasoning_fields if delta.get(f)), None)
+            if reasoning:
+                events += self._reasoning_delta(reasoning)
+            text = delta.get("content") or delta.get("refusal")
+            if text:
+                events += self._text_delta(text)
+            for call in delta.get("tool_calls") or ():
+                events += self._tool_delta(call)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return events
+
+    @property
+    def finished(self) -> bool:
+        """Whether the backend said how the answer ended (a cut stream never does)."""
+        return self.finish_reason is not None
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Close the open item and complete `self.response` (not yet announced)."""
+        events = self._close()
+        finish_response(self.response, self.output, self.usage, self.finish_reason)
+        return events
+
+    def fail(self, error: dict[str, Any]) -> list[dict[str, Any]]:
+        """Close the open item as incomplete and mark `self.response` failed."""
+        events = self._close(status="incomplete")
+        fail_response(self.response, self.output, error)
+        return events
+
+    def cancel(self) -> None:
+        """Record what was produced when the client went away (no events: nobody listens)."""
+        self._close(status="incomplete")
+        finish_response(self.response, self.output, self.usage, None)
+        self.response["status"] = "cancelled"
+
+    def terminal_event(self) -> dict[str, Any]:
+        """Return the one event that ends the stream."""
+        return self.event(TERMINAL_EVENTS[self.response["status"]], response=self.snapshot())
+
+    def _open(self, kind: str, item: dict[str, Any], key: Any = None) -> list[dict[str, Any]]:
+        events = self._close()
+        self.current = _OpenItem(kind, len(self.output), item, key)
+        events.append(self._item_event("response.output_item.added", item))
+        return events
+
+    def _item_event(self, event_type: str, item: dict[str, Any]) -> dict[str, Any]:
+        return self.event(event_type, output_index=self.current.output_index, item=item)
+
+    def _item_field_event(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        current = self.current
+        return self.event(
+            event_type, item_id=current.item["id"], output_index=current.output_index, **fields
+        )
+
+    def _part_event(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        return self._item_field_event(event_type, content_index=0, **fields)
+
+    def _reasoning_delta(self, text: str) -> list[dict[str, Any]]:
+        events = []
+        if self.current is None or self.current.kind != "reasoning":
+            item = reasoning_item("")
+            events += self._open("reasoning", {**item, "content": [], "status": "in_progress"})
+            part = {"type": "reasoning_text", "text": ""}
+            events.append(self._part_event("response.content_part.added", part=part))
+        self.current.buffer.append(text)
+        events.append(self._part_event("response.reasoning_text.delta", delta=text))
+        return events
+
+    def _text_delta(self, text: str) -> list[dict[str, Any]]:
+        events = []
+        if self.current is None or self.current.kind != "message":
+            item = message_item("", status="in_progress")
+            events += self._open("message", {**item, "content": []})
+            part = output_text_part("")
+            events.append(self._part_event("response.content_part.added", part=part))
+        self.current.buffer.append(text)
+        events.append(self._part_event("response.output_text.delta", delta=text, logprobs=[]))
+        return events
+
+    def _tool_delta(self, call: dict[str, Any]) -> list[dict[str, Any]]:
+        index = call.get("index", 0)
+        function = call.get("function") or {}
+        events = []
+        if self.current is None or self.current.kind != "tool" or self.current.key != index:
+            name = function.get("name") or ""
+            kind = self.tool_kinds.get(name, "function")
+            item = tool_call_item(kind, name, call.get("id") or new_call_id(), "")
+            if "status" in item:
+                item["status"] = "in_progress"
+            if kind == "local_shell":
+                item["action"]["command"] = []
+            events += self._open("tool", item, key=index)
+        arguments = function.get("arguments") or ""
+        if arguments:
+            self.current.buffer.append(arguments)
+            if self.current.item["type"] == "function_call":
+                events.append(
+                    self._item_field_event(
+                        "response.function_call_arguments.delta", delta=arguments
+                    )
+                )
+        return events
+
+    def _close(self, status: str | None = None) -> list[dict[str, Any]]:
+        current = self.current
+        if current is None:
+            return []
+        if status is None:
+            status = (
+                "incomplete" if self.finish_reason in ("length", "content_filter") else "completed"
+            )
+        closers = {"reasoning": self._close_reasoning, "message": self._close_message}
+        events, item = closers.get(current.kind, self._close_tool)(current)
+        if "status" in item:
+            item["status"] = status
+        item = self.finalize_item(item)
+        self.output.append(item)
+        events.append(self._item_event("response.output_item.done", item))
+        self.current = None
+        return events
+
+    def _close_reasoning(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        text = current.text
+        part = {"type": "reasoning_text", "text": text}
+        events = [
+            self._part_event("response.reasoning_text.done", text=text),
+            self._part_event("response.content_part.done", part=part),
+        ]
+        return events, reasoning_item(text, item_id=current.item["id"])
+
+    def _close_message(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        text = current.text
+        events = [
+            self._part_event("response.output_text.done", text=text, logprobs=[]),
+            self._part_event("response.content_part.done", part=output_text_part(text)),
+        ]
+        return events, message_item(text, item_id=current.item["id"])
+
+    def _close_tool(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        opened = current.item
+        name = opened.get("name", "local_shell")
+        kind = self.tool_kinds.get(name, "function")
+        item = tool_call_item(kind, name, opened["call_id"], current.text, item_id=opened["id"])
+        if item["type"] == "function_call":
+            events = [
+                self._item_field_event(
+                    "response.function_call_arguments.done", arguments=item["arguments"]
+                )
+            ]
+        elif item["type"] == "custom_tool_call":
+            events = [
+                self._item_field_event(
+                    "response.custom_tool_call_input.delta", delta=item["input"]
+                ),
+                self._item_field_event("response.custom_tool_call_input.done", input=item["input"]),
+            ]
+        else:
+            events = []
+        return events, item

@@ -1,0 +1,75 @@
+"""Use case: the Conversations API (conversations and their items)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import NotFound
+from app.protocol.ids import new_id
+from app.services.inputs import normalize_input
+from app.services.responses import item_page
+from app.store import conversations as store
+
+
+def create_conversation(body: dict[str, Any]) -> dict[str, Any]:
+    items = normalize_input(body.get("items") or [])
+    return store.create_conversation(new_id("conv"), body.get("metadata") or {}, items)
+
+
+def get_conversation(conversation_id: str) -> dict[str, Any]:
+    conversation = store.get_conversation(conversation_id)
+    if conversation is None:
+        raise _not_found(conversation_id)
+    return conversation
+
+
+def update_conversation(conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    conversation = store.update_metadata(conversation_id, body.get("metadata") or {})
+    if conversation is None:
+        raise _not_found(conversation_id)
+    return conversation
+
+
+def delete_conversation(conversation_id: str) -> dict[str, Any]:
+    if not store.delete_conversation(conversation_id):
+        raise _not_found(conversation_id)
+    return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+
+
+def list_items(conversation_id: str, page: dict[str, Any]) -> dict[str, Any]:
+    get_conversation(conversation_id)
+    return item_page(conversation_id, store.ROLE, page)
+
+
+def add_items(conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Append items; return them as a list object, as the API does."""
+    get_conversation(conversation_id)
+    items = normalize_input(body["items"])
+    store.add_items(conversation_id, items)
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": False,
+    }
+
+
+def get_item(conversation_id: str, item_id: str) -> dict[str, Any]:
+    get_conversation(conversation_id)
+    item = store.get_item(conversation_id, item_id)
+    if item is None:
+        raise NotFound(f"Item with id '{item_id}' not found.", param="item_id")
+    return item
+
+
+def delete_item(conversation_id: str, item_id: str) -> dict[str, Any]:
+    """Delete one item; the API answers with the conversation."""
+    conversation = get_conversation(conversation_id)
+    if not store.delete_item(conversation_id, item_id):
+        raise NotFound(f"Item with id '{item_id}' not found.", param="item_id")
+    return conversation
+
+
+def _not_found(conversation_id: str) -> NotFound:
+    return NotFound(f"Conversation with id '{conversation_id}' not found.", param="conversation_id")

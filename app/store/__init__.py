@@ -1,0 +1,93 @@
+"""Persistent state: the database handle, its models, and `init_app`.
+
+`db` is a proxy bound at start-up from the settings' DSN: a SQLite file
+(default, WAL mode), PostgreSQL (psycopg 3, which goes green under gevent),
+or an in-process shared-cache SQLite database for the one-worker memory
+store. Connections are opened on demand and closed after each request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+from peewee import DatabaseError, SqliteDatabase
+from playhouse.pool import PooledSqliteDatabase
+from playhouse.postgres_ext import PooledPsycopg3Database
+
+from app.config import Settings
+from app.store.models import MODELS, db
+
+log = logging.getLogger(__name__)
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 5000,
+    "synchronous": "normal",
+}
+POOL_SIZE = 64
+STALE_SECONDS = 300
+CREATE_ATTEMPTS = 3
+
+__all__ = ["db", "init_app", "open_database"]
+
+
+def open_database(settings: Settings) -> tuple[Any, Any]:
+    """Return the database for the configured store, and an object to keep alive."""
+    if settings.store_type == "memory":
+        uri = f"file:gateway-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        keeper = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        return SqliteDatabase(uri, uri=True, pragmas={"busy_timeout": 5000}), keeper
+    if settings.store_type == "postgres":
+        url = urlparse(settings.store_dsn)
+        return (
+            PooledPsycopg3Database(
+                url.path.lstrip("/"),
+                user=url.username,
+                password=url.password,
+                host=url.hostname,
+                port=url.port or 5432,
+                max_connections=POOL_SIZE,
+                stale_timeout=STALE_SECONDS,
+            ),
+            None,
+        )
+    path = settings.store_dsn.removeprefix("sqlite:///")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    database = PooledSqliteDatabase(
+        path, pragmas=SQLITE_PRAGMAS, max_connections=POOL_SIZE, stale_timeout=STALE_SECONDS
+    )
+    return database, None
+
+
+def init_app(app: Any, settings: Settings) -> None:
+    """Bind `db` to the configured store, create tables, close connections per request."""
+    database, keeper = open_database(settings)
+    db.initialize(database)
+    app.extensions["store_keeper"] = keeper
+    _create_tables()
+
+    @app.teardown_appcontext
+    def close_connection(_exc: BaseException | None) -> None:
+        if not db.is_closed():
+            db.close()
+
+
+def _create_tables() -> None:
+    """Create missing tables; tolerate another worker doing the same at once."""
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with db.connection_context():
+                db.create_tables(MODELS, safe=True)
+            return
+        except DatabaseError as exc:
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise
+            log.info("creating tables raced another worker, retrying: %s", exc)
+            time.sleep(0.2 * (attempt + 1))

@@ -1,0 +1,95 @@
+"""Queries about conversations and their items."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from app.store.models import StoredConversation, StoredItem, db, owned_items
+from app.store.responses import dumps, item_rows
+
+ROLE = "conversation"
+
+
+def create_conversation(
+    conversation_id: str, metadata: dict[str, str], items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Store a new conversation with its first items; return the conversation object."""
+    now = int(time.time())
+    with db.atomic():
+        StoredConversation.insert(
+            id=conversation_id, created_at=now, metadata=dumps(metadata)
+        ).execute()
+        if items:
+            StoredItem.insert_many(item_rows(conversation_id, ROLE, items, now)).execute()
+    return conversation_object(conversation_id, now, metadata)
+
+
+def conversation_object(conversation_id: str, created_at: int, metadata: dict) -> dict[str, Any]:
+    return {
+        "id": conversation_id,
+        "object": "conversation",
+        "created_at": created_at,
+        "metadata": metadata,
+    }
+
+
+def get_conversation(conversation_id: str) -> dict[str, Any] | None:
+    """Return the conversation object, or None."""
+    row = StoredConversation.get_or_none(StoredConversation.id == conversation_id)
+    if row is None:
+        return None
+    return conversation_object(row.id, row.created_at, json.loads(row.metadata))
+
+
+def update_metadata(conversation_id: str, metadata: dict[str, str]) -> dict[str, Any] | None:
+    """Replace the conversation's metadata; return it, or None if unknown."""
+    updated = (
+        StoredConversation.update(metadata=dumps(metadata))
+        .where(StoredConversation.id == conversation_id)
+        .execute()
+    )
+    return get_conversation(conversation_id) if updated else None
+
+
+def delete_conversation(conversation_id: str) -> bool:
+    """Delete the conversation and its items; tell whether it existed."""
+    with db.atomic():
+        deleted = (
+            StoredConversation.delete().where(StoredConversation.id == conversation_id).execute()
+        )
+        StoredItem.delete().where(owned_items(conversation_id, ROLE)).execute()
+    return bool(deleted)
+
+
+def add_items(conversation_id: str, items: list[dict[str, Any]]) -> None:
+    """Append items to a conversation."""
+    if items:
+        StoredItem.insert_many(item_rows(conversation_id, ROLE, items, int(time.time()))).execute()
+
+
+def all_items(conversation_id: str) -> list[dict[str, Any]]:
+    """Return every item of the conversation, oldest first."""
+    rows = (
+        StoredItem.select(StoredItem.body)
+        .where(owned_items(conversation_id, ROLE))
+        .order_by(StoredItem.seq)
+        .tuples()
+    )
+    return [json.loads(body) for (body,) in rows]
+
+
+def get_item(conversation_id: str, item_id: str) -> dict[str, Any] | None:
+    row = (
+        StoredItem.select(StoredItem.body)
+        .where(owned_items(conversation_id, ROLE, item_id))
+        .tuples()
+        .first()
+    )
+    return json.loads(row[0]) if row else None
+
+
+def delete_item(conversation_id: str, item_id: str) -> bool:
+    deleted = StoredItem.delete().where(owned_items(conversation_id, ROLE, item_id)).execute()
+    return bool(deleted)

@@ -1,0 +1,87 @@
+"""Peewee models: stored responses, items, conversations, gateway secrets.
+
+Items of every owner (a response's input, its output, a conversation) live
+in one table ordered by `seq`, so a chain or a conversation is read back in
+one query and paged by item id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peewee import (
+    AutoField,
+    BigIntegerField,
+    CharField,
+    DatabaseProxy,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+db = DatabaseProxy()
+ID_LENGTH = 80
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class StoredResponse(BaseModel):
+    """One response object as the API returns it (`body` is its JSON)."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    created_at = BigIntegerField()
+    status = CharField(max_length=16)
+    model = CharField(max_length=256)
+    previous_response_id = CharField(null=True, max_length=ID_LENGTH)
+    conversation_id = CharField(null=True, max_length=ID_LENGTH)
+    body = TextField()
+
+    class Meta:
+        table_name = "responses"
+
+
+class StoredItem(BaseModel):
+    """An input or output item of a response, or an item of a conversation."""
+
+    seq = AutoField()
+    owner_id = CharField(max_length=ID_LENGTH)
+    role = CharField(max_length=12)  # "input", "output" or "conversation"
+    item_id = CharField(max_length=ID_LENGTH, index=True)
+    created_at = BigIntegerField()
+    body = TextField()
+
+    class Meta:
+        table_name = "items"
+        indexes = ((("owner_id", "role", "seq"), False),)
+
+
+def owned_items(owner_id: str, role: str, item_id: str | None = None) -> Any:
+    """The where-clause selecting an owner's items (or one of them)."""
+    clause = (StoredItem.owner_id == owner_id) & (StoredItem.role == role)
+    return clause if item_id is None else clause & (StoredItem.item_id == item_id)
+
+
+class StoredConversation(BaseModel):
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    created_at = BigIntegerField()
+    metadata = TextField()
+
+    class Meta:
+        table_name = "conversations"
+
+
+class GatewaySecret(BaseModel):
+    """Secrets the workers must share (e.g. the reasoning sealing key)."""
+
+    name = CharField(primary_key=True, max_length=64)
+    value = TextField()
+    created_at = IntegerField()
+
+    class Meta:
+        table_name = "gateway_secrets"
+
+
+MODELS = [StoredResponse, StoredItem, StoredConversation, GatewaySecret]

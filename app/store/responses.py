@@ -1,0 +1,166 @@
+"""Queries about stored responses and their items.
+
+Every write is one short transaction; nothing here holds a transaction
+across network I/O. A chain of `previous_response_id` is read with one
+recursive query, whatever its depth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from typing import Any
+
+from peewee import IntegrityError
+
+from app.store.models import GatewaySecret, StoredItem, StoredResponse, db, owned_items
+
+CHAIN_SQL = """
+WITH RECURSIVE chain(id, prev, depth) AS (
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = {p}
+    UNION ALL
+    SELECT r.id, r.previous_response_id, c.depth + 1
+    FROM responses r JOIN chain c ON r.id = c.prev
+)
+SELECT i.body FROM chain c
+JOIN items i ON i.owner_id = c.id AND i.role IN ('input', 'output')
+ORDER BY c.depth DESC, i.seq
+"""
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def item_rows(owner_id: str, role: str, items: list[dict[str, Any]], now: int) -> list[dict]:
+    """Rows for `StoredItem.insert_many`, in the order given."""
+    return [
+        {
+            "owner_id": owner_id,
+            "role": role,
+            "item_id": item["id"],
+            "created_at": now,
+            "body": dumps(item),
+        }
+        for item in items
+    ]
+
+
+def save_response(
+    response: dict[str, Any],
+    input_items: list[dict[str, Any]],
+    conversation_id: str | None = None,
+) -> None:
+    """Store a finished response with its input and output, in one transaction."""
+    now = int(time.time())
+    output = response.get("output") or []
+    rows = item_rows(response["id"], "input", input_items, now)
+    rows += item_rows(response["id"], "output", output, now)
+    if conversation_id:
+        rows += item_rows(conversation_id, "conversation", input_items + output, now)
+    with db.atomic():
+        StoredResponse.insert(
+            id=response["id"],
+            created_at=response["created_at"],
+            status=response["status"],
+            model=response["model"],
+            previous_response_id=response.get("previous_response_id"),
+            conversation_id=conversation_id,
+            body=dumps(response),
+        ).execute()
+        if rows:
+            StoredItem.insert_many(rows).execute()
+
+
+def get_response(response_id: str) -> dict[str, Any] | None:
+    """Return the stored response object, or None."""
+    row = (
+        StoredResponse.select(StoredResponse.body)
+        .where(StoredResponse.id == response_id)
+        .tuples()
+        .first()
+    )
+    return json.loads(row[0]) if row else None
+
+
+def response_exists(response_id: str) -> bool:
+    return StoredResponse.select().where(StoredResponse.id == response_id).exists()
+
+
+def delete_response(response_id: str) -> bool:
+    """Delete a response and its items; tell whether it existed."""
+    with db.atomic():
+        deleted = StoredResponse.delete().where(StoredResponse.id == response_id).execute()
+        StoredItem.delete().where(
+            (StoredItem.owner_id == response_id) & StoredItem.role.in_(("input", "output"))
+        ).execute()
+    return bool(deleted)
+
+
+def chain_items(response_id: str) -> list[dict[str, Any]]:
+    """Return the inputs and outputs of the chain ending at `response_id`, oldest first."""
+    cursor = db.execute_sql(CHAIN_SQL.format(p=db.param), (response_id,))
+    return [json.loads(row[0]) for row in cursor.fetchall()]
+
+
+def items_by_id(item_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Return the newest stored item for each of `item_ids` that is known."""
+    if not item_ids:
+        return {}
+    rows = (
+        StoredItem.select(StoredItem.item_id, StoredItem.body)
+        .where(StoredItem.item_id.in_(item_ids))
+        .order_by(StoredItem.seq)
+        .tuples()
+    )
+    return {item_id: json.loads(body) for item_id, body in rows}
+
+
+def page_items(
+    owner_id: str,
+    role: str,
+    *,
+    limit: int,
+    order: str,
+    after: str | None = None,
+    before: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Return one page of an owner's items (by item id cursors) and whether more follow."""
+    query = StoredItem.select(StoredItem.seq, StoredItem.body).where(owned_items(owner_id, role))
+    ascending = order == "asc"
+    for cursor_id, forward in ((after, True), (before, False)):
+        if cursor_id is None:
+            continue
+        seq = _seq_of(owner_id, role, cursor_id)
+        later = forward == ascending
+        query = query.where(StoredItem.seq > seq if later else StoredItem.seq < seq)
+    ordering = StoredItem.seq.asc() if ascending else StoredItem.seq.desc()
+    rows = list(query.order_by(ordering).limit(limit + 1).tuples())
+    return [json.loads(body) for _, body in rows[:limit]], len(rows) > limit
+
+
+def _seq_of(owner_id: str, role: str, item_id: str) -> int:
+    row = (
+        StoredItem.select(StoredItem.seq)
+        .where(owned_items(owner_id, role, item_id))
+        .tuples()
+        .first()
+    )
+    if row is None:
+        raise LookupError(item_id)
+    return row[0]
+
+
+def shared_secret(name: str) -> bytes:
+    """Return the secret `name` shared by all workers, creating it on first use."""
+    row = GatewaySecret.get_or_none(GatewaySecret.name == name)
+    if row is None:
+        # Another worker may create it first; then theirs is the one we read.
+        with contextlib.suppress(IntegrityError), db.atomic():
+            GatewaySecret.insert(
+                name=name, value=secrets.token_hex(32), created_at=int(time.time())
+            ).execute()
+        row = GatewaySecret.get(GatewaySecret.name == name)
+    return bytes.fromhex(row.value)
