@@ -15,12 +15,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from flask import Flask
 
 from app import create_app
+
+try:  # openai 3.x ships its transport as httpx2
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - openai 1.x/2.x
+    import httpx
 from tests.fakebackend import FakeBackend
 
 PG_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
