@@ -27,7 +27,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 accesslog = os.environ.get("GATEWAY_ACCESS_LOG", "-")
 errorlog = "-"
 # No headers in the access log: it never sees the Authorization header.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
 
 
 def on_starting(server):
