@@ -10,7 +10,7 @@ from flask import Flask
 from app import api, backends, store
 from app.config import Settings, load_settings
 from app.logs import configure_logging
-from app.services.responses import Gateway
+from app.services.prepare import Gateway
 
 
 def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
@@ -28,6 +28,7 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
         backends=app.extensions["backends"],
         reject_unsupported_tools=settings.reject_unsupported_tools,
         configured_secret=settings.reasoning_secret,
+        keepalive_seconds=settings.keepalive_seconds,
     )
     api.init_app(app)
     logging.getLogger(__name__).info(

@@ -20,6 +20,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_POOL_SIZE = 100
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_KEEPALIVE_SECONDS = 15.0
 CHAT_COMPLETIONS_SUFFIX = "/chat/completions"
 STORE_TYPES = ("sqlite", "postgres", "memory")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -43,6 +44,9 @@ class BackendSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     pool_size: int = DEFAULT_POOL_SIZE
+    # Extra Chat fields that switch thinking off when `reasoning.effort` is
+    # "none", e.g. {"chat_template_kwargs": {"enable_thinking": false}} for vLLM.
+    thinking_off: tuple[tuple[str, Any], ...] = ()
 
     @property
     def chat_url(self) -> str:
@@ -67,6 +71,7 @@ class Settings:
     reject_unsupported_tools: bool = False
     reasoning_secret: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
 
 
 ENV_KEYS = {
@@ -78,6 +83,7 @@ ENV_KEYS = {
     "GATEWAY_REJECT_UNSUPPORTED_TOOLS": "reject_unsupported_tools",
     "GATEWAY_REASONING_SECRET": "reasoning_secret",
     "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
+    "GATEWAY_KEEPALIVE_SECS": "keepalive_seconds",
 }
 BACKEND_ENV_KEYS = {
     "OPENAI_API_ENDPOINT": "base_url",
@@ -142,6 +148,8 @@ def _validate(raw: dict[str, Any]) -> Settings:
     for name in ("port", "workers", "max_body_bytes"):
         if name in raw:
             values[name] = _positive_int(name, raw[name])
+    if "keepalive_seconds" in raw:
+        values["keepalive_seconds"] = _positive_float("keepalive_seconds", raw["keepalive_seconds"])
     if "reject_unsupported_tools" in raw:
         values["reject_unsupported_tools"] = _boolean(
             "reject_unsupported_tools", raw["reject_unsupported_tools"]
@@ -236,6 +244,10 @@ def _backend(index: int, item: Any) -> BackendSettings:
             values[key] = _positive_float(f"{where}.{key}", item[key])
     if "pool_size" in item:
         values["pool_size"] = _positive_int(f"{where}.pool_size", item["pool_size"])
+    if item.get("thinking_off") is not None:
+        if not isinstance(item["thinking_off"], dict):
+            raise ConfigError(f"{where}.thinking_off: expected a mapping of Chat fields")
+        values["thinking_off"] = tuple(item["thinking_off"].items())
     return BackendSettings(**values)
 
 

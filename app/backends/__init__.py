@@ -8,8 +8,10 @@ yet) are retried. requests' exceptions become the gateway's own here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 from collections.abc import Iterator
 from http.client import HTTPException
 from typing import Any
@@ -55,7 +57,15 @@ class ChatStream:
             raise BadGateway(f"Backend '{self.backend.name}' stream broke off: {exc}") from exc
 
     def close(self) -> None:
-        """Close the upstream connection at once (client gone or stream over)."""
+        """Close the upstream connection at once (client gone or stream over).
+
+        The socket is shut down first: that wakes a reader blocked on it in
+        another thread, and the backend sees the connection end right away.
+        """
+        sock = getattr(getattr(self.response.raw, "_connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self.response.close()
 
 

@@ -84,6 +84,10 @@ class StreamTranslator:
             self.event("response.in_progress", response=self.snapshot()),
         ]
 
+    def keepalive(self) -> dict[str, Any]:
+        """Return a `response.in_progress` event: clients count it, unlike SSE comments."""
+        return self.event("response.in_progress", response=self.snapshot())
+
     def snapshot(self) -> dict[str, Any]:
         return {**self.response, "output": list(self.output)}
 

@@ -34,6 +34,7 @@ class ChatOptions:
 
     reasoning_field: str = "reasoning_content"
     max_tokens_field: str = "max_tokens"
+    thinking_off: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass
@@ -165,6 +166,8 @@ def _add_sampling(request: dict[str, Any], body: dict[str, Any], options: ChatOp
     effort = (request.get("reasoning") or {}).get("effort")
     if effort:
         body["reasoning_effort"] = effort
+    if effort == "none":
+        body.update(options.thinking_off)
     response_format = _response_format((request.get("text") or {}).get("format"))
     if response_format:
         body["response_format"] = response_format

@@ -61,7 +61,11 @@ def open_database(settings: Settings) -> tuple[Any, Any]:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     database = PooledSqliteDatabase(
-        path, pragmas=SQLITE_PRAGMAS, max_connections=POOL_SIZE, stale_timeout=STALE_SECONDS
+        path,
+        pragmas=SQLITE_PRAGMAS,
+        max_connections=POOL_SIZE,
+        stale_timeout=STALE_SECONDS,
+        check_same_thread=False,  # pooled: handed between threads, used by one at a time
     )
     return database, None
 

@@ -1,0 +1,133 @@
+"""Turning a validated request into everything needed to run it, and storing the result.
+
+`prepare` does every check and lookup before anything is sent upstream, so
+a refused request leaves no trace; `persist` commits the finished response
+(and its conversation items) in one short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.backends import Backend, Backends
+from app.config import DEFAULT_KEEPALIVE_SECONDS
+from app.errors import InvalidRequest, StoreError
+from app.protocol.ids import new_id
+from app.protocol.response import new_response
+from app.protocol.sealed_reasoning import seal_reasoning
+from app.protocol.to_chat import ChatOptions, ChatRequest, to_chat_request
+from app.services import inputs
+from app.store import conversations, db, responses
+
+log = logging.getLogger(__name__)
+
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+REASONING_SECRET = "reasoning"
+
+
+@dataclass
+class Gateway:
+    """What the use cases need from the running app."""
+
+    backends: Backends
+    reject_unsupported_tools: bool = False
+    configured_secret: str | None = None
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
+    _secret: bytes | None = field(default=None, repr=False)
+
+    def reasoning_secret(self) -> bytes:
+        """The key that seals reasoning, the same in every worker."""
+        if self._secret is None:
+            if self.configured_secret:
+                self._secret = self.configured_secret.encode()
+            else:
+                self._secret = responses.shared_secret(REASONING_SECRET)
+        return self._secret
+
+
+@dataclass
+class Prepared:
+    """A request ready to send: its backend, Chat body and the response to fill."""
+
+    request: dict[str, Any]
+    backend: Backend
+    chat: ChatRequest
+    input_items: list[dict[str, Any]]
+    response: dict[str, Any]
+    seal: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def prepare(gateway: Gateway, request: dict[str, Any]) -> Prepared:
+    """Check and resolve everything a request needs; raise before anything is sent."""
+    if request.get("background"):
+        raise InvalidRequest(
+            "Background mode is not supported by this gateway yet.",
+            param="background",
+            code="unsupported_parameter",
+        )
+    backend = gateway.backends.for_model(request["model"])
+    input_items = inputs.normalize_input(request.get("input"))
+    history = inputs.history_for(request)
+    resolved = inputs.resolve_references(input_items)
+    if any(item.get("encrypted_content") for item in resolved):
+        resolved = inputs.open_sealed_reasoning(resolved, gateway.reasoning_secret())
+    settings = backend.settings
+    options = ChatOptions(
+        settings.reasoning_field, settings.max_tokens_field, settings.thinking_off
+    )
+    chat = to_chat_request(request, history + resolved, options, stream=bool(request.get("stream")))
+    _check_chat(gateway, request, chat)
+    response = new_response(request, new_id("resp"), int(time.time()))
+    return Prepared(request, backend, chat, resolved, response, _sealer(gateway, request))
+
+
+def _check_chat(gateway: Gateway, request: dict[str, Any], chat: ChatRequest) -> None:
+    if not chat.body["messages"]:
+        raise InvalidRequest(
+            "Missing required parameter: 'input'.",
+            param="input",
+            code="missing_required_parameter",
+        )
+    if chat.dropped_tools:
+        if gateway.reject_unsupported_tools:
+            raise InvalidRequest(
+                f"Tool type '{chat.dropped_tools[0]}' is not supported by this gateway.",
+                param="tools",
+                code="unsupported_tool",
+            )
+        log.warning("model %s: hosted tools left out: %s", request["model"], chat.dropped_tools)
+
+
+def _sealer(
+    gateway: Gateway, request: dict[str, Any]
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """With `include: [reasoning.encrypted_content]`, reasoning items carry a sealed copy."""
+    if ENCRYPTED_REASONING not in (request.get("include") or ()):
+        return lambda item: item
+
+    def seal(item: dict[str, Any]) -> dict[str, Any]:
+        if item["type"] != "reasoning":
+            return item
+        text = "".join(part["text"] for part in item.get("content") or ())
+        return {**item, "encrypted_content": seal_reasoning(text, gateway.reasoning_secret())}
+
+    return seal
+
+
+def persist(prepared: Prepared) -> None:
+    """Commit the finished response (and its conversation items) before it is announced."""
+    response = prepared.response
+    conversation = prepared.request.get("conversation")
+    try:
+        with db.connection_context():
+            if response["store"]:
+                responses.save_response(response, prepared.input_items, conversation)
+            elif conversation:
+                conversations.add_items(conversation, prepared.input_items + response["output"])
+    except Exception as exc:
+        log.exception("could not store response %s", response["id"])
+        raise StoreError(f"The response could not be stored: {exc.__class__.__name__}") from exc
