@@ -63,15 +63,33 @@ def _frames(events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
             close()
 
 
+def flag_arg(name: str) -> bool:
+    """A boolean query parameter (`true`/`false`), checked."""
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidRequest(f"Invalid '{name}': expected true or false.", param=name)
+    return value in ("true", "1")
+
+
+def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    """A whole-number query parameter within bounds, checked."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{name}': expected an integer.", param=name) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise InvalidRequest(f"Invalid '{name}': must be {bounds}.", param=name)
+    return value
+
+
 def page_args() -> dict[str, Any]:
     """`limit`, `order`, `after`, `before` of a list request, checked."""
     args = request.args
-    try:
-        limit = int(args.get("limit", DEFAULT_PAGE))
-    except ValueError:
-        raise InvalidRequest("Invalid 'limit': expected an integer.", param="limit") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequest(f"Invalid 'limit': must be between 1 and {MAX_PAGE}.", param="limit")
+    limit = int_arg("limit", default=DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE)
     order = args.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("Invalid 'order': expected 'asc' or 'desc'.", param="order")

@@ -6,7 +6,15 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from app.api.http import client_key, gateway, json_body, page_args, sse_response
+from app.api.http import (
+    client_key,
+    flag_arg,
+    gateway,
+    int_arg,
+    json_body,
+    page_args,
+    sse_response,
+)
 from app.protocol.schemas import validate_create_request
 from app.services import responses as service
 
@@ -24,6 +32,9 @@ def create() -> Any:
 
 @bp.get("/<response_id>")
 def retrieve(response_id: str) -> Any:
+    if flag_arg("stream"):
+        after = int_arg("starting_after", default=-1, minimum=-1)
+        return sse_response(service.follow_response(gateway(), response_id, after))
     return jsonify(service.get_response(response_id))
 
 

@@ -183,6 +183,11 @@ class Backends:
     def __init__(self, settings: Settings) -> None:
         self.all = [Backend(backend) for backend in settings.backends]
 
+    @property
+    def read_timeout(self) -> float:
+        """The longest a backend may stay silent."""
+        return max(backend.settings.read_timeout for backend in self.all)
+
     def for_model(self, model: str) -> Backend:
         """Return the first backend configured for `model`."""
         for backend in self.all:

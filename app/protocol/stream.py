@@ -139,11 +139,12 @@ class StreamTranslator:
         fail_response(self.response, self.output, error)
         return events
 
-    def cancel(self) -> None:
-        """Record what was produced when the client went away (no events: nobody listens)."""
-        self._close(status="incomplete")
+    def cancel(self) -> list[dict[str, Any]]:
+        """Close the open item as incomplete and mark `self.response` cancelled."""
+        events = self._close(status="incomplete")
         finish_response(self.response, self.output, self.usage, None)
         self.response["status"] = "cancelled"
+        return events
 
     def terminal_event(self) -> dict[str, Any]:
         """Return the one event that ends the stream."""

@@ -63,11 +63,11 @@ class Prepared:
 
 def prepare(gateway: Gateway, request: dict[str, Any]) -> Prepared:
     """Check and resolve everything a request needs; raise before anything is sent."""
-    if request.get("background"):
+    if request.get("background") and request.get("store") is False:
         raise InvalidRequest(
-            "Background mode is not supported by this gateway yet.",
+            "Background responses must be stored: 'background' needs 'store' true.",
             param="background",
-            code="unsupported_parameter",
+            code="invalid_value",
         )
     backend = gateway.backends.for_model(request["model"])
     input_items = inputs.normalize_input(request.get("input"))
@@ -79,7 +79,8 @@ def prepare(gateway: Gateway, request: dict[str, Any]) -> Prepared:
     options = ChatOptions(
         settings.reasoning_field, settings.max_tokens_field, settings.thinking_off
     )
-    chat = to_chat_request(request, history + resolved, options, stream=bool(request.get("stream")))
+    streamed = bool(request.get("stream") or request.get("background"))
+    chat = to_chat_request(request, history + resolved, options, stream=streamed)
     _check_chat(gateway, request, chat)
     response = new_response(request, new_id("resp"), int(time.time()))
     return Prepared(request, backend, chat, resolved, response, _sealer(gateway, request))
@@ -124,7 +125,9 @@ def persist(prepared: Prepared) -> None:
     conversation = prepared.request.get("conversation")
     try:
         with db.connection_context():
-            if response["store"]:
+            if prepared.request.get("background"):
+                responses.finish_response(response, prepared.input_items, conversation)
+            elif response["store"]:
                 responses.save_response(response, prepared.input_items, conversation)
             elif conversation:
                 conversations.add_items(conversation, prepared.input_items + response["output"])

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import InvalidRequest, NotFound
+from app.errors import NotFound
 from app.protocol.response import from_chat_completion
+from app.services import background
 from app.services.prepare import Gateway, persist, prepare
 from app.services.streaming import open_stream
 from app.store import responses
@@ -38,6 +39,12 @@ def create_response(gateway: Gateway, request: dict[str, Any], client_key: str |
     headers = {}
     if prepared.chat.dropped_tools:
         headers[DROPPED_TOOLS_HEADER] = ",".join(prepared.chat.dropped_tools)
+    if request.get("background"):
+        queued = background.start(prepared, client_key, gateway.keepalive_seconds)
+        if request.get("stream"):
+            events = background.follow(queued["id"], -1, gateway.backends.read_timeout)
+            return Created(events=events, headers=headers)
+        return Created(body=queued, headers=headers)
     if request.get("stream"):
         events = open_stream(prepared, client_key, gateway.keepalive_seconds)
         return Created(events=events, headers=headers)
@@ -55,10 +62,13 @@ def create_response(gateway: Gateway, request: dict[str, Any], client_key: str |
 
 def get_response(response_id: str) -> dict[str, Any]:
     """Return a stored response or raise 404."""
-    response = responses.get_response(response_id)
-    if response is None:
-        raise _not_found(response_id)
-    return response
+    return background.stored_response(response_id)
+
+
+def follow_response(gateway: Gateway, response_id: str, starting_after: int) -> Iterator[dict]:
+    """Stream a background response's events again, from `starting_after` on."""
+    background.check_followable(response_id)
+    return background.follow(response_id, starting_after, gateway.backends.read_timeout)
 
 
 def delete_response(response_id: str) -> dict[str, Any]:
@@ -68,13 +78,8 @@ def delete_response(response_id: str) -> dict[str, Any]:
 
 
 def cancel_response(response_id: str) -> dict[str, Any]:
-    """Only background responses can be cancelled; stored ones are already final."""
-    get_response(response_id)
-    raise InvalidRequest(
-        "Only responses created with background=true can be cancelled.",
-        param="response_id",
-        code="invalid_request",
-    )
+    """Cancel a background response (others cannot be cancelled)."""
+    return background.cancel(response_id)
 
 
 def list_input_items(response_id: str, page: dict[str, Any]) -> dict[str, Any]:

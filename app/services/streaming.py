@@ -11,7 +11,7 @@ once, and the response is stored as cancelled with what was produced.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from app.backends import ChatStream
@@ -61,9 +61,16 @@ def open_stream(
 
 
 def stream_events(
-    prepared: Prepared, upstream: Upstream, chunks: Iterator[Any]
+    prepared: Prepared,
+    upstream: Upstream,
+    chunks: Iterator[Any],
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[dict[str, Any]]:
-    """Translate the backend stream; store the response before its terminal event."""
+    """Translate the backend stream; store the response before its terminal event.
+
+    `chunks` yields None when the backend has been silent for a while: that
+    becomes a keep-alive event, and a chance to notice `cancelled()`.
+    """
     translator = StreamTranslator(
         prepared.response,
         prepared.chat.tool_kinds,
@@ -73,19 +80,23 @@ def stream_events(
     try:
         yield from translator.start()
         for data in chunks:
+            if cancelled():
+                yield from translator.cancel()
+                break
             if data is None:
                 yield translator.keepalive()
             elif data is not OPENED:
                 yield from translator.feed_line(data)
-        if not translator.finished:
-            raise BadGateway("The backend stream ended before the answer was complete.")
-        yield from translator.finish()
+        else:
+            if not translator.finished:
+                raise BadGateway("The backend stream ended before the answer was complete.")
+            yield from translator.finish()
         persist(prepared)
     except (GatewayError, StreamError) as exc:
         error = exc if isinstance(exc, GatewayError) else BadGateway(str(exc))
         yield from translator.fail(error.to_dict())
         _persist_quietly(prepared)
-    except GeneratorExit:
+    except GeneratorExit:  # the client went away: nobody to send events to
         translator.cancel()
         _persist_quietly(prepared)
         raise

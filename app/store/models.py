@@ -13,6 +13,7 @@ from peewee import (
     AutoField,
     BigIntegerField,
     CharField,
+    CompositeKey,
     DatabaseProxy,
     IntegerField,
     Model,
@@ -73,6 +74,18 @@ class StoredConversation(BaseModel):
         table_name = "conversations"
 
 
+class StoredEvent(BaseModel):
+    """A stream event of a background response, kept so the stream can be resumed."""
+
+    response_id = CharField(max_length=ID_LENGTH)
+    sequence_number = IntegerField()
+    body = TextField()
+
+    class Meta:
+        table_name = "response_events"
+        primary_key = CompositeKey("response_id", "sequence_number")
+
+
 class GatewaySecret(BaseModel):
     """Secrets the workers must share (e.g. the reasoning sealing key)."""
 
@@ -84,4 +97,4 @@ class GatewaySecret(BaseModel):
         table_name = "gateway_secrets"
 
 
-MODELS = [StoredResponse, StoredItem, StoredConversation, GatewaySecret]
+MODELS = [StoredResponse, StoredItem, StoredConversation, StoredEvent, GatewaySecret]

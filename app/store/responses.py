@@ -15,7 +15,14 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from app.store.models import GatewaySecret, StoredItem, StoredResponse, db, owned_items
+from app.store.models import (
+    GatewaySecret,
+    StoredEvent,
+    StoredItem,
+    StoredResponse,
+    db,
+    owned_items,
+)
 
 CHAIN_SQL = """
 WITH RECURSIVE chain(id, prev, depth) AS (
@@ -54,24 +61,101 @@ def save_response(
     conversation_id: str | None = None,
 ) -> None:
     """Store a finished response with its input and output, in one transaction."""
-    now = int(time.time())
+    with db.atomic():
+        _insert_response(response, input_items, conversation_id)
+        _insert_outcome(response, input_items, conversation_id)
+
+
+def start_response(
+    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
+) -> None:
+    """Store a background response that has not run yet, with its input."""
+    with db.atomic():
+        _insert_response(response, input_items, conversation_id)
+
+
+def finish_response(
+    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
+) -> None:
+    """Record how a background response ended, with its output."""
+    with db.atomic():
+        set_response(response)
+        _insert_outcome(response, input_items, conversation_id)
+
+
+def set_response(response: dict[str, Any]) -> None:
+    """Overwrite a stored response's status and body."""
+    StoredResponse.update(status=response["status"], body=dumps(response)).where(
+        StoredResponse.id == response["id"]
+    ).execute()
+
+
+def response_status(response_id: str) -> str | None:
+    row = (
+        StoredResponse.select(StoredResponse.status)
+        .where(StoredResponse.id == response_id)
+        .tuples()
+        .first()
+    )
+    return row[0] if row else None
+
+
+def _insert_response(
+    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
+) -> None:
+    StoredResponse.insert(
+        id=response["id"],
+        created_at=response["created_at"],
+        status=response["status"],
+        model=response["model"],
+        previous_response_id=response.get("previous_response_id"),
+        conversation_id=conversation_id,
+        body=dumps(response),
+    ).execute()
+    if input_items:
+        StoredItem.insert_many(item_rows(response["id"], "input", input_items, _now())).execute()
+
+
+def _insert_outcome(
+    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
+) -> None:
+    now = _now()
     output = response.get("output") or []
-    rows = item_rows(response["id"], "input", input_items, now)
-    rows += item_rows(response["id"], "output", output, now)
+    rows = item_rows(response["id"], "output", output, now)
     if conversation_id:
         rows += item_rows(conversation_id, "conversation", input_items + output, now)
-    with db.atomic():
-        StoredResponse.insert(
-            id=response["id"],
-            created_at=response["created_at"],
-            status=response["status"],
-            model=response["model"],
-            previous_response_id=response.get("previous_response_id"),
-            conversation_id=conversation_id,
-            body=dumps(response),
-        ).execute()
-        if rows:
-            StoredItem.insert_many(rows).execute()
+    if rows:
+        StoredItem.insert_many(rows).execute()
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def append_events(response_id: str, events: list[dict[str, Any]]) -> None:
+    """Keep a background response's stream events, so it can be resumed."""
+    rows = [
+        {
+            "response_id": response_id,
+            "sequence_number": event["sequence_number"],
+            "body": dumps(event),
+        }
+        for event in events
+    ]
+    if rows:
+        StoredEvent.insert_many(rows).execute()
+
+
+def events_after(response_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+    """Return stored events with a sequence number above `after`, in order."""
+    rows = (
+        StoredEvent.select(StoredEvent.body)
+        .where((StoredEvent.response_id == response_id) & (StoredEvent.sequence_number > after))
+        .order_by(StoredEvent.sequence_number)
+        .limit(limit)
+        .tuples()
+    )
+    return [json.loads(body) for (body,) in rows]
 
 
 def get_response(response_id: str) -> dict[str, Any] | None:
@@ -93,6 +177,7 @@ def delete_response(response_id: str) -> bool:
     """Delete a response and its items; tell whether it existed."""
     with db.atomic():
         deleted = StoredResponse.delete().where(StoredResponse.id == response_id).execute()
+        StoredEvent.delete().where(StoredEvent.response_id == response_id).execute()
         StoredItem.delete().where(
             (StoredItem.owner_id == response_id) & StoredItem.role.in_(("input", "output"))
         ).execute()
