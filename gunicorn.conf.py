@@ -6,6 +6,7 @@ the environment (or by GUNICORN_CMD_ARGS / the command line, which win).
 """
 
 import os
+import tempfile
 
 _host_port = os.environ.get("HOST_PORT", "")
 if ":" in _host_port:
@@ -30,6 +31,24 @@ errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
 
 
+# Prometheus multiprocess mode: every worker writes its metrics here and
+# /metrics adds them up. The directory must exist before workers start.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+
+
 def on_starting(server):
-    """Tell the app how many workers share the store (the memory store needs one)."""
+    """Tell the app how many workers share the store; start metrics afresh."""
     os.environ["GATEWAY_WORKERS"] = str(server.cfg.workers)
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(metrics_dir, exist_ok=True)
+    for name in os.listdir(metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(metrics_dir, name))
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (active streams, circuit state)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

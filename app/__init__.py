@@ -30,7 +30,7 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
         configured_secret=settings.reasoning_secret,
         keepalive_seconds=settings.keepalive_seconds,
     )
-    api.init_app(app)
+    api.init_app(app, json_logs=settings.json_logs)
     logging.getLogger(__name__).info(
         "gateway ready: store=%s backends=%s",
         settings.store_type,

@@ -69,6 +69,7 @@ class Settings:
     workers: int = 1
     backends: tuple[BackendSettings, ...] = (BackendSettings(),)
     reject_unsupported_tools: bool = False
+    json_logs: bool = False
     reasoning_secret: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
@@ -81,6 +82,7 @@ ENV_KEYS = {
     "SESSION_STORE_DSN": "store_dsn",
     "GATEWAY_WORKERS": "workers",
     "GATEWAY_REJECT_UNSUPPORTED_TOOLS": "reject_unsupported_tools",
+    "GATEWAY_JSON_LOGS": "json_logs",
     "GATEWAY_REASONING_SECRET": "reasoning_secret",
     "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
     "GATEWAY_KEEPALIVE_SECS": "keepalive_seconds",
@@ -150,10 +152,9 @@ def _validate(raw: dict[str, Any]) -> Settings:
             values[name] = _positive_int(name, raw[name])
     if "keepalive_seconds" in raw:
         values["keepalive_seconds"] = _positive_float("keepalive_seconds", raw["keepalive_seconds"])
-    if "reject_unsupported_tools" in raw:
-        values["reject_unsupported_tools"] = _boolean(
-            "reject_unsupported_tools", raw["reject_unsupported_tools"]
-        )
+    for name in ("reject_unsupported_tools", "json_logs"):
+        if name in raw:
+            values[name] = _boolean(name, raw[name])
     if "backends" in raw:
         values["backends"] = _backends(raw["backends"])
     settings = replace(Settings(), **values)

@@ -5,21 +5,36 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.api import conversations, health, models, responses
+from app.api import conversations, health, metrics, models, responses
 from app.errors import GatewayError, PayloadTooLarge, error_body
+from app.observe import RequestRecord
 
 log = logging.getLogger(__name__)
 
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
-def init_app(app: Flask) -> None:
-    """Register the blueprints and the one error-rendering path."""
-    for module in (responses, conversations, models, health):
+def init_app(app: Flask, json_logs: bool = False) -> None:
+    """Register the blueprints, the request log and the one error-rendering path."""
+    for module in (responses, conversations, models, health, metrics):
         app.register_blueprint(module.bp)
+
+    @app.before_request
+    def start_record() -> None:
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        g.record = RequestRecord(method=request.method, route=rule)
+
+    @app.after_request
+    def finish_record(response: Response) -> Response:
+        record = g.get("record")
+        if record is not None:
+            record.status = response.status_code
+            response.call_on_close(lambda: record.finish(json_logs))
+        return response
+
     app.register_error_handler(GatewayError, render_error)
     app.register_error_handler(HTTPException, _render_http_exception)
     app.register_error_handler(Exception, _render_unexpected)

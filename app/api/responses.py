@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, jsonify
 
 from app.api.http import (
     client_key,
@@ -15,6 +15,7 @@ from app.api.http import (
     page_args,
     sse_response,
 )
+from app.observe import watch_stream
 from app.protocol.schemas import validate_create_request
 from app.services import responses as service
 
@@ -24,9 +25,11 @@ bp = Blueprint("responses", __name__, url_prefix="/v1/responses")
 @bp.post("")
 def create() -> Any:
     request_body = validate_create_request(json_body())
+    g.record.model, g.record.stream = request_body["model"], bool(request_body.get("stream"))
     created = service.create_response(gateway(), request_body, client_key())
     if created.events is not None:
-        return sse_response(created.events, created.headers)
+        return sse_response(watch_stream(created.events, g.record), created.headers)
+    g.record.take_response(created.body)
     return jsonify(created.body), 200, created.headers
 
 

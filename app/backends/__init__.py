@@ -32,6 +32,7 @@ from app.errors import (
     NotFound,
     upstream_error,
 )
+from app.observe import BACKEND_ERRORS, CIRCUIT_OPEN
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,10 @@ class ChatStream:
         try:
             yield from iter_sse_data(self.response.raw)
         except ReadTimeoutError as exc:
-            self.backend.breaker.record_failure()
+            self.backend.failed("stream_timeout")
             raise BackendTimeout(f"Backend '{self.backend.name}' stopped sending: {exc}") from exc
         except (HTTPError, HTTPException, OSError, SSEError) as exc:
-            self.backend.breaker.record_failure()
+            self.backend.failed("stream_broken")
             raise BadGateway(f"Backend '{self.backend.name}' stream broke off: {exc}") from exc
 
     def close(self) -> None:
@@ -84,6 +85,12 @@ class Backend:
         self.session.mount("https://", adapter)
         self.breaker = CircuitBreaker()
 
+    def failed(self, kind: str) -> None:
+        """Count a backend failure towards its breaker and the metrics."""
+        self.breaker.record_failure()
+        BACKEND_ERRORS.labels(self.name, kind).inc()
+        CIRCUIT_OPEN.labels(self.name).set(1 if self.breaker.is_open else 0)
+
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.settings.connect_timeout, self.settings.read_timeout)
@@ -104,7 +111,7 @@ class Backend:
         try:
             completion = response.json()
         except ValueError as exc:
-            self.breaker.record_failure()
+            self.failed("invalid_json")
             raise BadGateway(f"Backend '{self.name}' sent invalid JSON") from exc
         finally:
             response.close()
@@ -130,24 +137,25 @@ class Backend:
                 stream=stream,
             )
         except requests.exceptions.ConnectTimeout as exc:
-            self.breaker.record_failure()
+            self.failed("connect_timeout")
             raise BackendUnavailable(f"Backend '{self.name}' did not accept a connection") from exc
         except requests.exceptions.ReadTimeout as exc:
-            self.breaker.record_failure()
+            self.failed("timeout")
             raise BackendTimeout(
                 f"Backend '{self.name}' did not answer within {self.settings.read_timeout:g}s"
             ) from exc
         except requests.exceptions.RequestException as exc:
-            self.breaker.record_failure()
+            self.failed("unreachable")
             raise BackendUnavailable(f"Backend '{self.name}' is unreachable: {exc}") from exc
         if response.status_code >= 400:
             raise self._error_from(response)
         self.breaker.record_success()
+        CIRCUIT_OPEN.labels(self.name).set(0)
         return response
 
     def _error_from(self, response: requests.Response) -> GatewayError:
         if response.status_code >= 500:
-            self.breaker.record_failure()
+            self.failed(f"http_{response.status_code}")
         try:
             body: Any = response.json()
         except ValueError:

@@ -1,0 +1,145 @@
+"""Observability: one log line per request and the Prometheus metrics.
+
+Metrics work in gunicorn's multiprocess mode when PROMETHEUS_MULTIPROC_DIR
+is set (gunicorn.conf.py sets it), so every worker is counted in /metrics.
+A streamed request is measured when its stream ends, not when its headers
+leave, so durations, tokens and status are those of the whole stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+log = logging.getLogger("gateway.requests")
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+FIRST_TOKEN_EVENTS = (
+    "response.output_text.delta",
+    "response.reasoning_text.delta",
+    "response.function_call_arguments.delta",
+    "response.output_item.added",
+)
+
+REQUESTS = Counter(
+    "gateway_requests", "Requests by route, model and status", ["route", "model", "status"]
+)
+LATENCY = Histogram(
+    "gateway_request_duration_seconds",
+    "Request duration",
+    ["route", "stream"],
+    buckets=LATENCY_BUCKETS,
+)
+FIRST_TOKEN = Histogram(
+    "gateway_time_to_first_token_seconds",
+    "Time to the first output event",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+TOKENS = Counter("gateway_tokens", "Tokens by model and direction", ["model", "direction"])
+ACTIVE_STREAMS = Gauge("gateway_active_streams", "Streams being sent", multiprocess_mode="livesum")
+BACKEND_ERRORS = Counter(
+    "gateway_backend_errors", "Backend failures by backend and kind", ["backend", "kind"]
+)
+CIRCUIT_OPEN = Gauge(
+    "gateway_circuit_open",
+    "1 while a backend's breaker is open",
+    ["backend"],
+    multiprocess_mode="livemax",
+)
+
+
+@dataclass
+class RequestRecord:
+    """What one request did, filled in as it goes and reported once at its end."""
+
+    method: str
+    route: str
+    started: float = field(default_factory=time.perf_counter)
+    status: int = 0
+    model: str = "-"
+    stream: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    first_token_seconds: float | None = None
+    outcome: str = "-"
+
+    def take_response(self, response: dict[str, Any] | None) -> None:
+        """Note the outcome and token counts of a finished response."""
+        response = response or {}
+        self.outcome = response.get("status", self.outcome)
+        usage = response.get("usage") or {}
+        self.input_tokens = usage.get("input_tokens", 0)
+        self.output_tokens = usage.get("output_tokens", 0)
+
+    def finish(self, json_logs: bool = False) -> None:
+        """Log the request line and count it."""
+        duration = time.perf_counter() - self.started
+        fields = {
+            "method": self.method,
+            "route": self.route,
+            "model": self.model,
+            "status": self.status,
+            "stream": self.stream,
+            "outcome": self.outcome,
+            "duration_ms": round(duration * 1000, 1),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+        if json_logs:
+            log.info(json.dumps({"event": "request_completed", **fields}))
+        else:
+            log.info("request_completed " + " ".join(f"{k}={v}" for k, v in fields.items()))
+        REQUESTS.labels(self.route, self.model, str(self.status)).inc()
+        LATENCY.labels(self.route, str(self.stream).lower()).observe(duration)
+        if self.input_tokens or self.output_tokens:
+            TOKENS.labels(self.model, "input").inc(self.input_tokens)
+            TOKENS.labels(self.model, "output").inc(self.output_tokens)
+        if self.first_token_seconds is not None:
+            FIRST_TOKEN.labels(self.model).observe(self.first_token_seconds)
+
+
+def watch_stream(
+    events: Iterator[dict[str, Any]], record: RequestRecord
+) -> Iterator[dict[str, Any]]:
+    """Pass events through, noting the first token, the usage and the outcome."""
+    ACTIVE_STREAMS.inc()
+    try:
+        for event in events:
+            if record.first_token_seconds is None and event["type"] in FIRST_TOKEN_EVENTS:
+                record.first_token_seconds = time.perf_counter() - record.started
+            if event["type"] in TERMINAL_EVENTS:
+                record.take_response(event.get("response"))
+            yield event
+    finally:
+        ACTIVE_STREAMS.dec()
+        if record.outcome == "-":
+            record.outcome = "disconnected"
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    """The exposition text of every worker's metrics (or this process's)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
