@@ -7,7 +7,9 @@
   `type` names, with no field the SDK does not know;
 - `sequence_number` counts 0, 1, 2, … without gaps;
 - the stream is either one lone `error` event, or `response.created`
-  (then `response.in_progress`) … exactly one terminal event, last;
+  … exactly one terminal event, last; `response.in_progress` may come
+  again at any point (the gateway's keep-alive) and then shows the items
+  done so far;
 - one output item open at a time, `added` before its events and `done`
   after them, `output_index` counting from 0, ids/`call_id` stable;
 - content (and summary) parts `added` before their deltas, the `*.done`
@@ -27,19 +29,21 @@ from typing import Any, get_args
 
 from openai import BaseModel
 from openai.types.responses import Response, ResponseStreamEvent
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 EVENT_CLASSES: dict[str, type[BaseModel]] = {
     get_args(cls.model_fields["type"].annotation)[0]: cls
     for cls in get_args(get_args(ResponseStreamEvent)[0])
 }
+# Terminal event -> the statuses its response may have (a cancelled
+# background response ends in `response.incomplete`: the API has no
+# `response.cancelled` event).
 TERMINAL_STATUS = {
-    "response.completed": "completed",
-    "response.incomplete": "incomplete",
-    "response.failed": "failed",
+    "response.completed": ("completed",),
+    "response.incomplete": ("incomplete", "cancelled"),
+    "response.failed": ("failed",),
 }
-START_EVENTS = ("response.created", "response.in_progress")
 # Fields the API sends that this SDK version does not model (class name -> fields).
 KNOWN_EXTRA_FIELDS = {"Response": {"store"}}
 # Delta/done event type -> (part list, part type) they belong to.
@@ -65,8 +69,11 @@ def validate_event(event: dict[str, Any]) -> BaseModel:
     assert isinstance(event, dict), f"event is not an object: {event!r}"
     cls = EVENT_CLASSES.get(event.get("type"))
     assert cls is not None, f"unknown event type {event.get('type')!r}"
-    model = cls.model_validate(event)
-    assert isinstance(EVENT_ADAPTER.validate_python(event), cls)
+    try:
+        model = cls.model_validate(event)
+        assert isinstance(EVENT_ADAPTER.validate_python(event), cls)
+    except ValidationError as exc:
+        raise AssertionError(f"{event['type']} does not match the openai types: {exc}") from exc
     unknown = unknown_fields(model, event["type"])
     assert not unknown, f"fields the openai types do not know: {unknown}"
     return model
@@ -125,19 +132,20 @@ class _StreamChecker:
             assert events[0]["message"], "error event without a message"
             return None
         assert events[0]["type"] == "response.created", f"stream starts with {events[0]['type']}"
+        self._snapshot(events[0], ("in_progress", "queued"))
         terminal = events[-1]
         assert terminal["type"] in TERMINAL_STATUS, f"stream ends with {terminal['type']}"
-        for position, event in enumerate(events[:-1]):
-            self._event(position, event)
+        for event in events[1:-1]:
+            self._event(event)
         return self._terminal(terminal)
 
-    def _event(self, position: int, event: dict[str, Any]) -> None:
+    def _event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         assert kind not in TERMINAL_STATUS, f"{kind} before the end of the stream"
+        assert kind != "response.created", "response.created after the start of the stream"
         assert kind != "error", "error event after response.created (use response.failed)"
-        if kind in START_EVENTS:
-            assert position == START_EVENTS.index(kind), f"{kind} at position {position}"
-            self._snapshot(event, "in_progress")
+        if kind == "response.in_progress":
+            self._snapshot(event, ("in_progress",))
         elif kind == "response.output_item.added":
             self._item_added(event)
         elif kind == "response.output_item.done":
@@ -145,11 +153,11 @@ class _StreamChecker:
         else:
             self._inside_item(event)
 
-    def _snapshot(self, event: dict[str, Any], status: str) -> dict[str, Any]:
+    def _snapshot(self, event: dict[str, Any], statuses: tuple[str, ...]) -> dict[str, Any]:
         response = event["response"]
         self.response_id = self.response_id or response["id"]
         assert response["id"] == self.response_id, "response id changed during the stream"
-        assert response["status"] == status, f"{event['type']} has status {response['status']}"
+        assert response["status"] in statuses, f"{event['type']}: status {response['status']}"
         assert response["output"] == self.done_items, f"{event['type']} output != items done"
         return response
 
@@ -241,17 +249,19 @@ class _StreamChecker:
             current.text_done = event[done_field]
 
     def _terminal(self, event: dict[str, Any]) -> Response:
-        status = TERMINAL_STATUS[event["type"]]
         assert self.open is None, "stream ended with an item still open"
-        response = self._snapshot(event, status)
-        error = response.get("error")
+        response = self._snapshot(event, TERMINAL_STATUS[event["type"]])
+        status, error = response["status"], response.get("error")
         if status == "failed":
             assert error and error.get("code") and error.get("message"), "failed without error"
         else:
             assert error is None, f"{status} response carries an error"
             _check_usage(response.get("usage"))
         reason = (response.get("incomplete_details") or {}).get("reason")
-        assert bool(reason) == (status == "incomplete"), "incomplete_details vs status"
+        if status == "incomplete":
+            assert reason, "incomplete response without incomplete_details.reason"
+        elif status != "cancelled":
+            assert reason is None, f"{status} response with incomplete_details"
         return Response.model_validate(response)
 
 

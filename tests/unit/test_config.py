@@ -1,0 +1,315 @@
+"""Settings (app/config.py): defaults <- YAML file <- environment <- overrides.
+
+Every call passes an explicit `environ` dict, so the real environment of
+the test run never leaks in. Invalid values raise `ConfigError` with a
+message that names the key the operator wrote: the environment variable
+when the value came from the environment, the YAML key when it came from
+the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.config import ConfigError, Settings, load_settings
+
+
+def settings(environ: dict[str, str] | None = None, **kwargs: Any) -> Settings:
+    return load_settings(environ=environ or {}, **kwargs)
+
+
+def config_error(environ: dict[str, str] | None = None, **kwargs: Any) -> str:
+    """Load settings expecting a ConfigError; return its message."""
+    with pytest.raises(ConfigError) as caught:
+        settings(environ, **kwargs)
+    return str(caught.value)
+
+
+@pytest.fixture
+def yaml_file(tmp_path: Path):
+    """Write a YAML config file and return its path."""
+
+    def write(data: Any) -> str:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+        return str(path)
+
+    return write
+
+
+def first_backend(result: Settings):
+    assert len(result.backends) == 1
+    return result.backends[0]
+
+
+# --- defaults -----------------------------------------------------------------
+
+
+def test_defaults_listen_on_loopback_8080():
+    result = settings()
+    assert (result.host, result.port) == ("127.0.0.1", 8080)
+
+
+def test_default_store_is_a_sqlite_file():
+    result = settings()
+    assert result.store_type == "sqlite"
+    assert result.store_dsn.endswith(".db") and "://" not in result.store_dsn
+
+
+def test_default_backend_is_a_local_chat_completions_server():
+    backend = first_backend(settings())
+    assert backend.base_url.startswith("http://127.0.0.1:")
+    assert backend.chat_url == backend.base_url + "/chat/completions"
+    assert backend.api_key is None
+    assert backend.reasoning_field == "reasoning_content"
+    assert backend.max_tokens_field == "max_tokens"
+
+
+def test_defaults_do_not_read_the_process_environment(monkeypatch):
+    monkeypatch.setenv("HOST_PORT", "9999")
+    assert settings().port == 8080
+
+
+# --- the deployment guides' environment variables -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "base_url"),
+    [
+        ("http://localhost:11434/v1", "http://localhost:11434/v1"),
+        ("https://api.example.com/v1/", "https://api.example.com/v1"),
+    ],
+)
+def test_openai_api_endpoint_sets_the_backend_base(endpoint, base_url):
+    backend = first_backend(settings({"OPENAI_API_ENDPOINT": endpoint}))
+    assert backend.base_url == base_url
+    assert backend.chat_url == base_url + "/chat/completions"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.5:8000/v1/chat/completions", "http://10.0.0.5:8000/v1/chat/completions/"],
+)
+def test_backend_url_is_a_full_chat_completions_url(url):
+    backend = first_backend(settings({"BACKEND_URL": url}))
+    assert backend.base_url == "http://10.0.0.5:8000/v1"
+    assert backend.chat_url == "http://10.0.0.5:8000/v1/chat/completions"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.5:8000/v1", "http://10.0.0.5:8000/v1/completions", "ftp://x/chat/completions"],
+)
+def test_backend_url_not_ending_in_chat_completions_is_refused(url):
+    assert "BACKEND_URL" in config_error({"BACKEND_URL": url})
+
+
+def test_openai_api_key_is_the_backends_key():
+    assert first_backend(settings({"OPENAI_API_KEY": "sk-abc"})).api_key == "sk-abc"
+
+
+def test_backend_timeout_secs_is_the_read_timeout():
+    assert first_backend(settings({"BACKEND_TIMEOUT_SECS": "30"})).read_timeout == 30.0
+    assert first_backend(settings({"BACKEND_TIMEOUT_SECS": "2.5"})).read_timeout == 2.5
+
+
+@pytest.mark.parametrize(
+    ("environ", "store_type", "dsn"),
+    [
+        (
+            {"SESSION_STORE_TYPE": "sqlite", "SESSION_STORE_DSN": "/var/lib/gw/r.db"},
+            "sqlite",
+            "/var/lib/gw/r.db",
+        ),
+        (
+            {"SESSION_STORE_TYPE": "postgres", "SESSION_STORE_DSN": "postgresql://gw@db:5432/gw"},
+            "postgres",
+            "postgresql://gw@db:5432/gw",
+        ),
+        ({"SESSION_STORE_TYPE": "memory"}, "memory", None),
+    ],
+    ids=["sqlite", "postgres", "memory"],
+)
+def test_session_store_type_and_dsn(environ, store_type, dsn):
+    result = settings(environ)
+    assert result.store_type == store_type
+    if dsn:
+        assert result.store_dsn == dsn
+
+
+@pytest.mark.parametrize(
+    ("host_port", "host", "port"),
+    [
+        ("9000", "127.0.0.1", 9000),
+        ("0.0.0.0:9000", "0.0.0.0", 9000),
+        (":9000", "127.0.0.1", 9000),
+        ("[::1]:9000", "::1", 9000),
+    ],
+)
+def test_host_port(host_port, host, port):
+    result = settings({"HOST_PORT": host_port})
+    assert (result.host, result.port) == (host, port)
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "warning", "ERROR"])
+def test_log_level(level):
+    assert settings({"LOG_LEVEL": level}).log_level.upper() == level.upper()
+
+
+def test_per_backend_translation_fields_from_the_environment():
+    environ = {
+        "BACKEND_REASONING_FIELD": "reasoning",
+        "BACKEND_MAX_TOKENS_FIELD": "max_completion_tokens",
+    }
+    backend = first_backend(settings(environ))
+    assert (backend.reasoning_field, backend.max_tokens_field) == (
+        "reasoning",
+        "max_completion_tokens",
+    )
+
+
+# --- YAML and precedence ------------------------------------------------------
+
+
+YAML_CONFIG = {
+    "host_port": "0.0.0.0:7000",
+    "log_level": "WARNING",
+    "store_type": "sqlite",
+    "store_dsn": "/srv/gw.db",
+    "backends": [
+        {
+            "name": "vllm",
+            "base_url": "http://gpu-1:8000/v1",
+            "api_key": "yaml-key",
+            "models": ["qwen3"],
+            "reasoning_field": "reasoning",
+            "read_timeout": 120,
+        },
+        {"name": "ollama", "base_url": "http://gpu-2:11434/v1"},
+    ],
+}
+
+
+def test_yaml_file_sets_everything_it_names(yaml_file):
+    result = settings(config_path=yaml_file(YAML_CONFIG))
+    assert (result.host, result.port, result.log_level) == ("0.0.0.0", 7000, "WARNING")
+    assert result.store_dsn == "/srv/gw.db"
+    vllm, ollama = result.backends
+    assert (vllm.name, vllm.base_url, vllm.api_key, vllm.models) == (
+        "vllm",
+        "http://gpu-1:8000/v1",
+        "yaml-key",
+        ("qwen3",),
+    )
+    assert (vllm.reasoning_field, vllm.read_timeout) == ("reasoning", 120.0)
+    assert (ollama.name, ollama.base_url) == ("ollama", "http://gpu-2:11434/v1")
+
+
+def test_gateway_config_variable_names_the_yaml_file(yaml_file):
+    result = settings({"GATEWAY_CONFIG": yaml_file(YAML_CONFIG)})
+    assert result.port == 7000
+
+
+def test_environment_wins_over_yaml(yaml_file):
+    environ = {
+        "GATEWAY_CONFIG": yaml_file(YAML_CONFIG),
+        "HOST_PORT": "9000",
+        "LOG_LEVEL": "DEBUG",
+        "OPENAI_API_ENDPOINT": "http://override:8000/v1",
+        "BACKEND_TIMEOUT_SECS": "5",
+    }
+    result = settings(environ)
+    assert (result.host, result.port, result.log_level) == ("127.0.0.1", 9000, "DEBUG")
+    vllm, ollama = result.backends
+    assert (vllm.base_url, vllm.read_timeout) == ("http://override:8000/v1", 5.0)
+    assert vllm.api_key == "yaml-key"  # what the environment does not set stays
+    assert ollama.base_url == "http://gpu-2:11434/v1"  # the environment sets the first backend
+
+
+def test_overrides_win_over_the_environment():
+    result = load_settings({"host_port": "127.0.0.1:8123"}, environ={"HOST_PORT": "9000"})
+    assert result.port == 8123
+
+
+# --- refused ------------------------------------------------------------------
+
+
+def test_unknown_yaml_key_is_refused_by_name(yaml_file):
+    assert "bogus_setting" in config_error(config_path=yaml_file({"bogus_setting": 1}))
+
+
+def test_unknown_backend_key_is_refused_by_name(yaml_file):
+    path = yaml_file({"backends": [{"base_url": "http://x/v1", "timeout": 3}]})
+    assert "backends[0].timeout" in config_error(config_path=path)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"workers": "many"}, "workers"),
+        ({"port": 0}, "port"),
+        ({"port": 70000}, "port"),
+        ({"max_body_bytes": -1}, "max_body_bytes"),
+        ({"reject_unsupported_tools": "perhaps"}, "reject_unsupported_tools"),
+        ({"backends": []}, "backends"),
+        ({"backends": [{"base_url": "localhost:11434"}]}, "backends[0].base_url"),
+        ({"backends": [{"read_timeout": "soon"}]}, "backends[0].read_timeout"),
+        ({"backends": [{"reasoning_field": "thoughts"}]}, "backends[0].reasoning_field"),
+        ({"backends": [{"name": "a"}, {"name": "a"}]}, "backends"),
+    ],
+    ids=lambda value: str(value) if isinstance(value, dict) else None,
+)
+def test_bad_yaml_values_are_refused_by_key(yaml_file, data, key):
+    assert key in config_error(config_path=yaml_file(data))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HOST_PORT", "not-a-port"),
+        ("HOST_PORT", "0.0.0.0:70000"),
+        ("LOG_LEVEL", "LOUD"),
+        ("SESSION_STORE_TYPE", "redis"),
+        ("BACKEND_URL", "http://x/v1"),
+        ("BACKEND_TIMEOUT_SECS", "soon"),
+        ("BACKEND_TIMEOUT_SECS", "0"),
+        ("OPENAI_API_ENDPOINT", "localhost:11434/v1"),
+        ("BACKEND_REASONING_FIELD", "thoughts"),
+        ("BACKEND_MAX_TOKENS_FIELD", "max_new_tokens"),
+        ("GATEWAY_WORKERS", "two"),
+        ("GATEWAY_MAX_BODY_BYTES", "10MB"),
+        ("GATEWAY_REJECT_UNSUPPORTED_TOOLS", "perhaps"),
+    ],
+)
+def test_bad_environment_values_are_refused_naming_the_variable(name, value):
+    assert name in config_error({name: value})
+
+
+def test_postgres_store_needs_a_postgres_url():
+    message = config_error({"SESSION_STORE_TYPE": "postgres", "SESSION_STORE_DSN": "/tmp/x.db"})
+    assert "SESSION_STORE_DSN" in message
+
+
+def test_memory_store_is_refused_with_several_workers():
+    message = config_error({"SESSION_STORE_TYPE": "memory", "GATEWAY_WORKERS": "2"})
+    assert "SESSION_STORE_TYPE" in message
+
+
+def test_memory_store_is_fine_with_one_worker():
+    result = settings({"SESSION_STORE_TYPE": "memory", "GATEWAY_WORKERS": "1"})
+    assert (result.store_type, result.workers) == ("memory", 1)
+
+
+@pytest.mark.parametrize(
+    "content", ["host_port: [unclosed", "- a list\n- not a mapping\n"], ids=["invalid", "list"]
+)
+def test_unreadable_yaml_is_refused_naming_gateway_config(yaml_file, content):
+    assert "GATEWAY_CONFIG" in config_error(config_path=yaml_file(content))
+
+
+def test_missing_yaml_file_is_refused_naming_gateway_config(tmp_path):
+    assert "GATEWAY_CONFIG" in config_error(config_path=str(tmp_path / "missing.yaml"))
