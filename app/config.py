@@ -14,6 +14,7 @@ import yaml
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+MAX_PORT = 65535
 DEFAULT_SQLITE_PATH = "data/responses.db"
 DEFAULT_BACKEND_URL = "http://127.0.0.1:11434/v1"
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -113,7 +114,22 @@ def load_settings(
     if backend_env:
         raw["backends"] = _merge_first_backend(raw.get("backends"), backend_env)
     raw.update(overrides or {})
-    return _validate(raw)
+    try:
+        return _validate(raw)
+    except ConfigError as exc:
+        raise _named_for_operator(exc, environ) from None
+
+
+def _named_for_operator(error: ConfigError, environ: dict[str, str]) -> ConfigError:
+    """Name the environment variable the operator set, rather than our internal key."""
+    sources = {key: name for name, key in ENV_KEYS.items() if name in environ}
+    for name, key in BACKEND_ENV_KEYS.items():
+        if name in environ:
+            sources[f"backends[0].{'base_url' if key == 'chat_url' else key}"] = name
+    key = str(error).split(":", 1)[0]
+    if key in sources and sources[key] != key:
+        return ConfigError(f"{sources[key]}: {str(error).split(':', 1)[1].strip()}")
+    return error
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
@@ -147,7 +163,9 @@ def _validate(raw: dict[str, Any]) -> Settings:
     for name in ("host", "log_level", "store_type", "store_dsn", "reasoning_secret"):
         if raw.get(name) not in (None, ""):
             values[name] = str(raw[name])
-    for name in ("port", "workers", "max_body_bytes"):
+    if "port" in raw:
+        values["port"] = _port("port", raw["port"])
+    for name in ("workers", "max_body_bytes"):
         if name in raw:
             values[name] = _positive_int(name, raw[name])
     if "keepalive_seconds" in raw:
@@ -166,7 +184,14 @@ def _validate(raw: dict[str, Any]) -> Settings:
 
 def _parse_host_port(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
-    return (host.strip("[]") or DEFAULT_HOST), _positive_int("HOST_PORT", port)
+    return (host.strip("[]") or DEFAULT_HOST), _port("HOST_PORT", port)
+
+
+def _port(name: str, value: Any) -> int:
+    port = _positive_int(name, value)
+    if port > MAX_PORT:
+        raise ConfigError(f"{name}: must be a TCP port (1 to {MAX_PORT}), got {port}")
+    return port
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -9,7 +9,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.api import conversations, health, metrics, models, responses
-from app.errors import GatewayError, PayloadTooLarge, error_body
+from app.errors import GatewayError, NotFound, PayloadTooLarge, error_body
 from app.observe import RequestRecord
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,16 @@ def init_app(app: Flask, json_logs: bool = False) -> None:
     def start_record() -> None:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
         g.record = RequestRecord(method=request.method, route=rule)
+
+    @app.before_request
+    def refuse_websocket() -> None:
+        # Codex tries a WebSocket first when allowed; a 404 makes it fall
+        # back to HTTP POST at once.
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            raise NotFound(
+                "WebSocket transport is not supported; use HTTP POST /v1/responses.",
+                code="websocket_not_supported",
+            )
 
     @app.after_request
     def finish_record(response: Response) -> Response:

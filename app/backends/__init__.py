@@ -121,7 +121,12 @@ class Backend:
 
     def stream(self, body: dict[str, Any], client_key: str | None) -> ChatStream:
         """Open a streaming Chat request; errors before the first byte raise here."""
-        return ChatStream(self, self._post(body, client_key, stream=True))
+        response = self._post(body, client_key, stream=True)
+        if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            response.close()
+            self.failed("not_event_stream")
+            raise BadGateway(f"Backend '{self.name}' did not answer with an event stream")
+        return ChatStream(self, response)
 
     def _post(
         self, body: dict[str, Any], client_key: str | None, stream: bool

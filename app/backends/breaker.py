@@ -35,12 +35,20 @@ class CircuitBreaker:
         return self.clock() - self.opened_at < self.reset_seconds
 
     def check(self, name: str) -> None:
-        """Raise `BackendUnavailable` while the circuit is open."""
-        if self.is_open:
-            raise BackendUnavailable(
-                f"Backend '{name}' is failing; retrying it in at most {self.reset_seconds:g}s",
-                code="circuit_open",
-            )
+        """Raise `BackendUnavailable` while the circuit is open.
+
+        Once the pause is over, the caller is the one trial request: the
+        pause starts again for everyone else until the trial reports back.
+        """
+        if self.opened_at is None:
+            return
+        if not self.is_open:
+            self.opened_at = self.clock()
+            return
+        raise BackendUnavailable(
+            f"Backend '{name}' is failing; retrying it in at most {self.reset_seconds:g}s",
+            code="circuit_open",
+        )
 
     def record_success(self) -> None:
         self.consecutive_failures = 0

@@ -22,6 +22,7 @@ ECHO_DEFAULTS: dict[str, Any] = {
     "metadata": {},
     "parallel_tool_calls": True,
     "previous_response_id": None,
+    "prompt": None,
     "prompt_cache_key": None,
     "prompt_cache_retention": None,
     "safety_identifier": None,
@@ -36,6 +37,32 @@ ECHO_DEFAULTS: dict[str, Any] = {
     "user": None,
 }
 DEFAULT_TEXT = {"format": {"type": "text"}, "verbosity": "medium"}
+# Codes the API allows in `response.error.code` (openai ResponseError).
+RESPONSE_ERROR_CODES = frozenset(
+    {
+        "server_error",
+        "rate_limit_exceeded",
+        "invalid_prompt",
+        "data_residency_mismatch",
+        "bio_policy",
+        "misalignment_policy_violation",
+        "vector_store_timeout",
+        "invalid_image",
+        "invalid_image_format",
+        "invalid_base64_image",
+        "invalid_image_url",
+        "image_too_large",
+        "image_too_small",
+        "image_parse_error",
+        "image_content_policy_violation",
+        "invalid_image_mode",
+        "image_file_too_large",
+        "unsupported_image_media_type",
+        "empty_image_file",
+        "failed_to_download_image",
+        "image_file_not_found",
+    }
+)
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -85,10 +112,21 @@ def finish_response(
 def fail_response(
     response: dict[str, Any], output: list[dict[str, Any]], error: dict[str, Any]
 ) -> dict[str, Any]:
-    """Mark `response` failed with a filled error object."""
+    """Mark `response` failed with a filled error object.
+
+    The API allows only its own codes in `response.error.code`; the gateway's
+    more specific reason stays in the message.
+    """
+    code = error.get("code")
+    if code not in RESPONSE_ERROR_CODES:
+        rate_limited = error.get("type") == "rate_limit_error"
+        code = "rate_limit_exceeded" if rate_limited else "server_error"
     response["output"] = output
     response["status"] = "failed"
-    response["error"] = {"code": error.get("code") or "server_error", "message": error["message"]}
+    response["error"] = {
+        "code": code,
+        "message": error["message"],
+    }
     return response
 
 
@@ -113,19 +151,25 @@ def usage_from_chat(usage: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def message_item(text: str, status: str = "completed", item_id: str | None = None) -> dict:
-    """Return an assistant `message` output item holding `text`."""
+def message_item(
+    text: str, status: str = "completed", item_id: str | None = None, refusal: bool = False
+) -> dict:
+    """Return an assistant `message` output item holding `text` (or a refusal)."""
     return {
         "id": item_id or new_item_id("message"),
         "type": "message",
         "role": "assistant",
         "status": status,
-        "content": [output_text_part(text)],
+        "content": [refusal_part(text) if refusal else output_text_part(text)],
     }
 
 
 def output_text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def refusal_part(text: str) -> dict[str, Any]:
+    return {"type": "refusal", "refusal": text}
 
 
 def reasoning_item(text: str, item_id: str | None = None) -> dict[str, Any]:
@@ -216,10 +260,11 @@ def from_chat_completion(
     reasoning = message.get(reasoning_field) or message.get("reasoning_content")
     if reasoning or message.get("reasoning"):
         output.append(reasoning_item(reasoning or message["reasoning"]))
-    text = message.get("content") or message.get("refusal")
-    if text:
-        status = "incomplete" if finish_reason in INCOMPLETE_REASONS else "completed"
-        output.append(message_item(text, status))
+    status = "incomplete" if finish_reason in INCOMPLETE_REASONS else "completed"
+    if message.get("content"):
+        output.append(message_item(message["content"], status))
+    if message.get("refusal"):
+        output.append(message_item(message["refusal"], status, refusal=True))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         name = function.get("name") or ""

@@ -46,7 +46,7 @@ class Anything(fields.Raw):
 class Text(fields.String):
     """A string field that refuses non-strings instead of coercing them."""
 
-    default_error_messages = {"invalid": "Expected a string."}
+    default_error_messages = {"invalid": "Expected a string."}  # = NOT_A_STRING
 
 
 class Integer(fields.Integer):
@@ -79,18 +79,33 @@ class Flag(fields.Boolean):
         return value
 
 
+TOO_MANY_PAIRS = f"Must have at most {MAX_METADATA_PAIRS} key-value pairs."
+KEY_TOO_LONG = f"Keys must be at most {MAX_METADATA_KEY} characters."
+VALUE_TOO_LONG = f"Values must be at most {MAX_METADATA_VALUE} characters."
+NOT_A_STRING = "Expected a string."
+# The OpenAI API's codes for these refusals (see invalid_request_from).
+ERROR_CODES = {
+    TOO_MANY_PAIRS: "object_above_max_properties",
+    KEY_TOO_LONG: "string_above_max_length",
+    VALUE_TOO_LONG: "string_above_max_length",
+}
+TYPE_ERROR_PREFIXES = ("Not a valid", "Expected ", "Invalid input type")
+
+
 class Metadata(fields.Dict):
+    """Up to 16 string pairs; keys up to 64 characters, values up to 512."""
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         value = super()._deserialize(value, attr, data, **kwargs)
         if len(value) > MAX_METADATA_PAIRS:
-            raise ValidationError(f"Must have at most {MAX_METADATA_PAIRS} key-value pairs.")
+            raise ValidationError(TOO_MANY_PAIRS)
         for key, item in value.items():
-            if not isinstance(key, str) or len(key) > MAX_METADATA_KEY:
-                raise ValidationError(f"Keys must be strings of at most {MAX_METADATA_KEY} chars.")
-            if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
-                raise ValidationError(
-                    f"Values must be strings of at most {MAX_METADATA_VALUE} characters."
-                )
+            if len(key) > MAX_METADATA_KEY:
+                raise ValidationError(KEY_TOO_LONG)
+            if not isinstance(item, str):
+                raise ValidationError({key: [NOT_A_STRING]})
+            if len(item) > MAX_METADATA_VALUE:
+                raise ValidationError({key: [VALUE_TOO_LONG]})
         return value
 
 
@@ -243,6 +258,34 @@ class ItemReference(Lenient):
     id = Text(required=True)
 
 
+# Items the API defines that have no Chat Completions form (hosted tool calls,
+# compaction…): accepted so that replayed history is not refused, then left
+# out of the backend request.
+UNTRANSLATED_ITEMS = (
+    "file_search_call",
+    "computer_call",
+    "computer_call_output",
+    "web_search_call",
+    "tool_search_call",
+    "tool_search_output",
+    "additional_tools",
+    "image_generation_call",
+    "code_interpreter_call",
+    "shell_call",
+    "shell_call_output",
+    "apply_patch_call",
+    "apply_patch_call_output",
+    "mcp_list_tools",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "mcp_call",
+    "compaction",
+    "compaction_trigger",
+    "program",
+    "program_output",
+    "configuration_update",
+)
+
 ITEM_SCHEMAS: dict[str, Schema] = {
     "message": MessageItem(),
     "function_call": FunctionCallItem(),
@@ -253,6 +296,7 @@ ITEM_SCHEMAS: dict[str, Schema] = {
     "local_shell_call": LocalShellCallItem(),
     "local_shell_call_output": LocalShellOutputItem(),
     "item_reference": ItemReference(),
+    **{name: Lenient() for name in UNTRANSLATED_ITEMS},
 }
 
 
@@ -329,7 +373,7 @@ class TextConfig(Lenient):
 class ReasoningConfig(Lenient):
     effort = Text(
         allow_none=True,
-        validate=validate.OneOf(("none", "minimal", "low", "medium", "high", "xhigh")),
+        validate=validate.OneOf(("none", "minimal", "low", "medium", "high", "xhigh", "max")),
     )
     summary = Text(allow_none=True)
     generate_summary = Text(allow_none=True)
@@ -386,6 +430,7 @@ class CreateResponseRequest(Schema):
     image = Anything(allow_none=True)
     moderation = Anything(allow_none=True)
     prompt_cache_options = Anything(allow_none=True)
+    client_metadata = Anything(allow_none=True)  # sent by Codex CLI
 
 
 CREATE_RESPONSE = CreateResponseRequest()
@@ -395,6 +440,8 @@ def validate_create_request(body: Any) -> dict[str, Any]:
     """Check a create-response body; raise `InvalidRequest` at the first problem."""
     _validate(CREATE_RESPONSE, body)
     _check_tool_choice(body)
+    if isinstance(body.get("conversation"), dict):
+        body["conversation"] = body["conversation"]["id"]
     return body
 
 
@@ -424,18 +471,16 @@ def invalid_request_from(errors: dict[Any, Any]) -> InvalidRequest:
     path, message = _first_error(errors)
     param = _param_name(path)
     if message == "Unknown field.":
-        return InvalidRequest(
-            f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter"
-        )
-    if message == "Missing data for required field.":
-        return InvalidRequest(
-            f"Missing required parameter: '{param}'.",
-            param=param,
-            code="missing_required_parameter",
-        )
-    return InvalidRequest(
-        f"Invalid value for '{param}': {message}", param=param, code="invalid_value"
-    )
+        text, code = f"Unknown parameter: '{param}'.", "unknown_parameter"
+    elif message == "Missing data for required field.":
+        text, code = f"Missing required parameter: '{param}'.", "missing_required_parameter"
+    elif message in ERROR_CODES:
+        text, code = f"Invalid '{param}': {message}", ERROR_CODES[message]
+    elif message.startswith(TYPE_ERROR_PREFIXES):
+        text, code = f"Invalid type for '{param}': {message}", "invalid_type"
+    else:
+        text, code = f"Invalid value for '{param}': {message}", "invalid_value"
+    return InvalidRequest(text, param=param, code=code)
 
 
 def _first_error(errors: Any, path: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], str]:

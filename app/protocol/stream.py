@@ -21,6 +21,7 @@ from app.protocol.response import (
     message_item,
     output_text_part,
     reasoning_item,
+    refusal_part,
     tool_call_item,
 )
 
@@ -113,9 +114,9 @@ class StreamTranslator:
             reasoning = next((delta[f] for f in self.reasoning_fields if delta.get(f)), None)
             if reasoning:
                 events += self._reasoning_delta(reasoning)
-            text = delta.get("content") or delta.get("refusal")
-            if text:
-                events += self._text_delta(text)
+            for kind in ("content", "refusal"):
+                if delta.get(kind):
+                    events += self._text_delta(delta[kind], refusal=kind == "refusal")
             for call in delta.get("tool_calls") or ():
                 events += self._tool_delta(call)
             if choice.get("finish_reason"):
@@ -179,15 +180,19 @@ class StreamTranslator:
         events.append(self._part_event("response.reasoning_text.delta", delta=text))
         return events
 
-    def _text_delta(self, text: str) -> list[dict[str, Any]]:
+    def _text_delta(self, text: str, refusal: bool) -> list[dict[str, Any]]:
+        kind = "refusal" if refusal else "message"
         events = []
-        if self.current is None or self.current.kind != "message":
+        if self.current is None or self.current.kind != kind:
             item = message_item("", status="in_progress")
-            events += self._open("message", {**item, "content": []})
-            part = output_text_part("")
+            events += self._open(kind, {**item, "content": []})
+            part = refusal_part("") if refusal else output_text_part("")
             events.append(self._part_event("response.content_part.added", part=part))
         self.current.buffer.append(text)
-        events.append(self._part_event("response.output_text.delta", delta=text, logprobs=[]))
+        if refusal:
+            events.append(self._part_event("response.refusal.delta", delta=text))
+        else:
+            events.append(self._part_event("response.output_text.delta", delta=text, logprobs=[]))
         return events
 
     def _tool_delta(self, call: dict[str, Any]) -> list[dict[str, Any]]:
@@ -222,7 +227,11 @@ class StreamTranslator:
             status = (
                 "incomplete" if self.finish_reason in ("length", "content_filter") else "completed"
             )
-        closers = {"reasoning": self._close_reasoning, "message": self._close_message}
+        closers = {
+            "reasoning": self._close_reasoning,
+            "message": self._close_message,
+            "refusal": self._close_refusal,
+        }
         events, item = closers.get(current.kind, self._close_tool)(current)
         if "status" in item:
             item["status"] = status
@@ -248,6 +257,14 @@ class StreamTranslator:
             self._part_event("response.content_part.done", part=output_text_part(text)),
         ]
         return events, message_item(text, item_id=current.item["id"])
+
+    def _close_refusal(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        text = current.text
+        events = [
+            self._part_event("response.refusal.done", refusal=text),
+            self._part_event("response.content_part.done", part=refusal_part(text)),
+        ]
+        return events, message_item(text, item_id=current.item["id"], refusal=True)
 
     def _close_tool(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         opened = current.item

@@ -247,7 +247,8 @@ class _MessageBuilder:
         turn, self.assistant = self.assistant, None
         if turn is None:
             return
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(turn["content"]) or None}
+        text = "\n".join(part for part in turn["content"] if part)
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if turn["tool_calls"]:
             message["tool_calls"] = turn["tool_calls"]
         if turn["reasoning"]:
