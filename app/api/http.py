@@ -13,6 +13,7 @@ from app.protocol.sse import encode_event
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_PAGE = 100
+MAX_AUTHORIZATION = 4096
 DEFAULT_PAGE = 20
 
 
@@ -34,6 +35,8 @@ def json_body(empty: Any = None) -> Any:
 def client_key() -> str | None:
     """The client's bearer token, forwarded to backends that have no key of their own."""
     header = request.headers.get("Authorization", "")
+    if len(header) > MAX_AUTHORIZATION or not header.isascii() or not header.isprintable():
+        raise InvalidRequest("The Authorization header is malformed.", code="invalid_header")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 

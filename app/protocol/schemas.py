@@ -17,6 +17,7 @@ MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 MAX_MODEL_NAME = 256
+MODEL_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_.:-]{1,128}$"
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 TRANSLATED_TOOLS = ("function", "custom", "local_shell")
@@ -396,7 +397,15 @@ class CreateResponseRequest(Schema):
     class Meta:
         unknown = RAISE
 
-    model = Text(required=True, validate=validate.Length(min=1, max=MAX_MODEL_NAME))
+    model = Text(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=MAX_MODEL_NAME),
+            validate.Regexp(
+                MODEL_NAME_PATTERN, error="Must not contain spaces or control characters."
+            ),
+        ],
+    )
     input = InputField()
     instructions = Text(allow_none=True)
     previous_response_id = Text(allow_none=True)
