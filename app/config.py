@@ -195,20 +195,18 @@ def _port(name: str, value: Any) -> int:
 
 
 def _positive_int(name: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"{name}: must be greater than 0, got {number}")
-    return number
+    return _positive(name, value, int, "a whole number")
 
 
 def _positive_float(name: str, value: Any) -> float:
+    return _positive(name, value, float, "a number")
+
+
+def _positive(name: str, value: Any, kind: type, described: str) -> Any:
     try:
-        number = float(value)
+        number = kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        raise ConfigError(f"{name}: expected {described}, got {value!r}") from None
     if number <= 0:
         raise ConfigError(f"{name}: must be greater than 0, got {number}")
     return number

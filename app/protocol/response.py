@@ -245,6 +245,17 @@ def local_shell_action(arguments: str) -> dict[str, Any]:
     }
 
 
+def list_object(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """The API's paginated list shape around `items`."""
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }
+
+
 def from_chat_completion(
     response: dict[str, Any],
     completion: dict[str, Any],

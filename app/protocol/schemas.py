@@ -177,25 +177,35 @@ class Dispatch(fields.Field):
         return value
 
 
-class TextOrParts(fields.Field):
-    """Message content: a string or a list of content parts."""
+class StringOrList(fields.Field):
+    """A string, or a list whose every element `element` accepts."""
 
-    part = Dispatch(PART_SCHEMAS, "content part")
+    def __init__(self, element: Dispatch, what: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.element = element
+        self.what = what
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):
             return value
         if not isinstance(value, list):
-            raise ValidationError("Expected a string or an array of content parts.")
+            raise ValidationError(f"Expected a string or an array of {self.what}.")
         errors = {}
-        for index, part in enumerate(value):
+        for index, element in enumerate(value):
             try:
-                self.part.deserialize(part)
+                self.element.deserialize(element)
             except ValidationError as exc:
                 errors[index] = exc.messages
         if errors:
             raise ValidationError(errors)
         return value
+
+
+class TextOrParts(StringOrList):
+    """Message content or tool output: a string or a list of content parts."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(Dispatch(PART_SCHEMAS, "content part"), "content parts", **kwargs)
 
 
 class MessageItem(Lenient):
@@ -212,16 +222,9 @@ class FunctionCallItem(Lenient):
     id = Text()
 
 
-class ToolOutput(fields.Field):
-    """A tool call's output: a string or a list of content parts."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        return TextOrParts().deserialize(value)
-
-
 class CallOutputItem(Lenient):
     call_id = Text(required=True)
-    output = ToolOutput(required=True)
+    output = TextOrParts(required=True)
     id = Text(allow_none=True)
 
 
@@ -301,25 +304,12 @@ ITEM_SCHEMAS: dict[str, Schema] = {
 }
 
 
-class InputField(fields.Field):
+class InputField(StringOrList):
     """`input`: a string or a list of input items."""
 
-    item = Dispatch(ITEM_SCHEMAS, "input item", default_type="message")
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            return value
-        if not isinstance(value, list):
-            raise ValidationError("Expected a string or an array of input items.")
-        errors = {}
-        for index, item in enumerate(value):
-            try:
-                self.item.deserialize(item)
-            except ValidationError as exc:
-                errors[index] = exc.messages
-        if errors:
-            raise ValidationError(errors)
-        return value
+    def __init__(self, **kwargs: Any) -> None:
+        item = Dispatch(ITEM_SCHEMAS, "input item", default_type="message")
+        super().__init__(item, "input items", **kwargs)
 
 
 class FunctionTool(Lenient):
@@ -513,8 +503,11 @@ def _param_name(path: tuple[Any, ...]) -> str:
 MAX_CONVERSATION_ITEMS = 20
 
 
-class ItemList(InputField):
+class ItemList(StringOrList):
     """A list of input items (no bare string), at most 20 per request."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(Dispatch(ITEM_SCHEMAS, "item", default_type="message"), "items", **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, list):

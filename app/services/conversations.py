@@ -6,6 +6,7 @@ from typing import Any
 
 from app.errors import NotFound
 from app.protocol.ids import new_id
+from app.protocol.response import list_object
 from app.services.inputs import normalize_input
 from app.services.responses import item_page
 from app.store import conversations as store
@@ -46,13 +47,7 @@ def add_items(conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
     get_conversation(conversation_id)
     items = normalize_input(body["items"])
     store.add_items(conversation_id, items)
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": False,
-    }
+    return list_object(items, has_more=False)
 
 
 def get_item(conversation_id: str, item_id: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import NotFound
-from app.protocol.response import from_chat_completion
+from app.protocol.response import from_chat_completion, list_object
 from app.services import background
 from app.services.prepare import Gateway, persist, prepare
 from app.services.streaming import open_stream
@@ -97,13 +97,7 @@ def item_page(owner_id: str, role: str, page: dict[str, Any]) -> dict[str, Any]:
         raise NotFound(
             f"Item with id '{exc.args[0]}' not found.", param="after", code="item_not_found"
         ) from None
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": has_more,
-    }
+    return list_object(items, has_more)
 
 
 def _not_found(response_id: str) -> NotFound:
