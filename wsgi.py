@@ -1,5 +1,5 @@
-"""WSGI entry point for gunicorn and `flask --app wsgi run`."""
+"""WSGI entry point for gunicorn and `flask --app wsgi run` from a checkout."""
 
-from app import create_app
+from app.wsgi import app
 
-app = create_app()
+__all__ = ["app"]

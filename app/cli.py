@@ -8,9 +8,7 @@ import sys
 
 from app.config import ConfigError, load_settings
 
-CONF_FILE = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gunicorn.conf.py"
-)
+CONF_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gunicorn.conf.py")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,5 +30,5 @@ def main(argv: list[str] | None = None) -> None:
         return
     from gunicorn.app.wsgiapp import run
 
-    sys.argv = ["gunicorn", "-c", CONF_FILE, "wsgi:app"]
+    sys.argv = ["gunicorn", "-c", CONF_FILE, "app.wsgi:app"]
     run()

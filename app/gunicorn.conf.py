@@ -1,0 +1,56 @@
+"""gunicorn settings for the gateway: gevent workers, long streams, masked logs.
+
+Loaded by path (root gunicorn.conf.py, or the `gateway` command), never imported.
+
+Only the standard library is imported here: this file runs before gevent
+patches the standard library in the workers. Every value can be changed by
+the environment (or by GUNICORN_CMD_ARGS / the command line, which win).
+"""
+
+import os
+import tempfile
+
+_host_port = os.environ.get("HOST_PORT", "")
+if ":" in _host_port:
+    bind = _host_port
+elif _host_port:
+    bind = f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:{_host_port}"
+else:
+    bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
+
+worker_class = "gevent"
+workers = int(os.environ.get("GATEWAY_WORKERS", min(2 * (os.cpu_count() or 1) + 1, 8)))
+worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", 1000))
+# gevent workers heartbeat from their own greenlet, so a long stream never
+# trips this; it only catches a worker whose hub is truly stuck.
+timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT", 120))
+graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", 60))
+keepalive = int(os.environ.get("GATEWAY_KEEPALIVE", 75))
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+accesslog = os.environ.get("GATEWAY_ACCESS_LOG", "-")
+errorlog = "-"
+# No headers in the access log: it never sees the Authorization header.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
+
+
+# Prometheus multiprocess mode: every worker writes its metrics here and
+# /metrics adds them up. The directory must exist before workers start.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+
+
+def on_starting(server):
+    """Tell the app how many workers share the store; start metrics afresh."""
+    os.environ["GATEWAY_WORKERS"] = str(server.cfg.workers)
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(metrics_dir, exist_ok=True)
+    for name in os.listdir(metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(metrics_dir, name))
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (active streams, circuit state)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,1 @@
+"""Use cases: each module glues protocol, backends and store for one job."""

@@ -1,0 +1,5 @@
+"""WSGI entry point of the installed package (`gunicorn app.wsgi:app`)."""
+
+from app import create_app
+
+app = create_app()
