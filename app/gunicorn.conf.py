@@ -27,7 +27,8 @@ timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT", 120))
 graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", 60))
 keepalive = int(os.environ.get("GATEWAY_KEEPALIVE", 75))
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-accesslog = os.environ.get("GATEWAY_ACCESS_LOG", "-")
+# GATEWAY_ACCESS_LOG="" turns the access log off (the request_completed line remains).
+accesslog = os.environ.get("GATEWAY_ACCESS_LOG", "-") or None
 errorlog = "-"
 # No headers in the access log: it never sees the Authorization header.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'

@@ -91,6 +91,17 @@ class RequestRecord:
     def finish(self, json_logs: bool = False) -> None:
         """Log the request line and count it."""
         duration = time.perf_counter() - self.started
+        if log.isEnabledFor(logging.INFO):
+            self._log_line(duration, json_logs)
+        REQUESTS.labels(self.route, self.model, str(self.status)).inc()
+        LATENCY.labels(self.route, str(self.stream).lower()).observe(duration)
+        if self.input_tokens or self.output_tokens:
+            TOKENS.labels(self.model, "input").inc(self.input_tokens)
+            TOKENS.labels(self.model, "output").inc(self.output_tokens)
+        if self.first_token_seconds is not None:
+            FIRST_TOKEN.labels(self.model).observe(self.first_token_seconds)
+
+    def _log_line(self, duration: float, json_logs: bool) -> None:
         fields = {
             "method": self.method,
             "route": self.route,
@@ -106,13 +117,6 @@ class RequestRecord:
             log.info(json.dumps({"event": "request_completed", **fields}))
         else:
             log.info("request_completed " + " ".join(f"{k}={v}" for k, v in fields.items()))
-        REQUESTS.labels(self.route, self.model, str(self.status)).inc()
-        LATENCY.labels(self.route, str(self.stream).lower()).observe(duration)
-        if self.input_tokens or self.output_tokens:
-            TOKENS.labels(self.model, "input").inc(self.input_tokens)
-            TOKENS.labels(self.model, "output").inc(self.output_tokens)
-        if self.first_token_seconds is not None:
-            FIRST_TOKEN.labels(self.model).observe(self.first_token_seconds)
 
 
 def watch_stream(

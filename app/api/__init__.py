@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.api import conversations, health, metrics, models, responses
+from app.api import conversations, health, metrics, models, openapi, responses
 from app.errors import GatewayError, NotFound, PayloadTooLarge, error_body
 from app.observe import RequestRecord
 
@@ -19,7 +19,7 @@ HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_t
 
 def init_app(app: Flask, json_logs: bool = False) -> None:
     """Register the blueprints, the request log and the one error-rendering path."""
-    for module in (responses, conversations, models, health, metrics):
+    for module in (responses, conversations, models, health, metrics, openapi):
         app.register_blueprint(module.bp)
 
     @app.before_request

@@ -6,23 +6,24 @@ import json
 import time
 from typing import Any
 
-from app.store.models import StoredConversation, StoredItem, db, owned_items
+from app.store.models import StoredConversation, StoredItem, owned_items
 from app.store.responses import dumps, item_rows
+from app.store.writes import writes
 
 ROLE = "conversation"
 
 
+@writes
 def create_conversation(
     conversation_id: str, metadata: dict[str, str], items: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Store a new conversation with its first items; return the conversation object."""
     now = int(time.time())
-    with db.atomic():
-        StoredConversation.insert(
-            id=conversation_id, created_at=now, metadata=dumps(metadata)
-        ).execute()
-        if items:
-            StoredItem.insert_many(item_rows(conversation_id, ROLE, items, now)).execute()
+    StoredConversation.insert(
+        id=conversation_id, created_at=now, metadata=dumps(metadata)
+    ).execute()
+    if items:
+        StoredItem.insert_many(item_rows(conversation_id, ROLE, items, now)).execute()
     return conversation_object(conversation_id, now, metadata)
 
 
@@ -43,6 +44,7 @@ def get_conversation(conversation_id: str) -> dict[str, Any] | None:
     return conversation_object(row.id, row.created_at, json.loads(row.metadata))
 
 
+@writes
 def update_metadata(conversation_id: str, metadata: dict[str, str]) -> dict[str, Any] | None:
     """Replace the conversation's metadata; return it, or None if unknown."""
     updated = (
@@ -53,16 +55,15 @@ def update_metadata(conversation_id: str, metadata: dict[str, str]) -> dict[str,
     return get_conversation(conversation_id) if updated else None
 
 
+@writes
 def delete_conversation(conversation_id: str) -> bool:
     """Delete the conversation and its items; tell whether it existed."""
-    with db.atomic():
-        deleted = (
-            StoredConversation.delete().where(StoredConversation.id == conversation_id).execute()
-        )
-        StoredItem.delete().where(owned_items(conversation_id, ROLE)).execute()
+    deleted = StoredConversation.delete().where(StoredConversation.id == conversation_id).execute()
+    StoredItem.delete().where(owned_items(conversation_id, ROLE)).execute()
     return bool(deleted)
 
 
+@writes
 def add_items(conversation_id: str, items: list[dict[str, Any]]) -> None:
     """Append items to a conversation."""
     if items:
@@ -90,6 +91,7 @@ def get_item(conversation_id: str, item_id: str) -> dict[str, Any] | None:
     return json.loads(row[0]) if row else None
 
 
+@writes
 def delete_item(conversation_id: str, item_id: str) -> bool:
     deleted = StoredItem.delete().where(owned_items(conversation_id, ROLE, item_id)).execute()
     return bool(deleted)

@@ -23,6 +23,7 @@ from app.store.models import (
     db,
     owned_items,
 )
+from app.store.writes import writes
 
 CHAIN_SQL = """
 WITH RECURSIVE chain(id, prev, depth) AS (
@@ -61,33 +62,51 @@ def save_response(
     conversation_id: str | None = None,
 ) -> None:
     """Store a finished response with its input and output, in one transaction."""
-    with db.atomic():
-        _insert_response(response, input_items, conversation_id)
-        _insert_outcome(response, input_items, conversation_id)
+    items = item_rows(response["id"], "input", input_items, _now())
+    items += _outcome_rows(response, input_items, conversation_id)
+    _insert(_response_row(response, conversation_id), items)
 
 
 def start_response(
     response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
 ) -> None:
     """Store a background response that has not run yet, with its input."""
-    with db.atomic():
-        _insert_response(response, input_items, conversation_id)
+    items = item_rows(response["id"], "input", input_items, _now())
+    _insert(_response_row(response, conversation_id), items)
+
+
+@writes
+def _insert(response_row: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    """Rows are built before the transaction: the write lock is held only to insert."""
+    StoredResponse.insert(**response_row).execute()
+    if items:
+        StoredItem.insert_many(items).execute()
 
 
 def finish_response(
     response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
 ) -> None:
     """Record how a background response ended, with its output."""
-    with db.atomic():
-        set_response(response)
-        _insert_outcome(response, input_items, conversation_id)
+    _finish(
+        response["id"],
+        response["status"],
+        dumps(response),
+        _outcome_rows(response, input_items, conversation_id),
+    )
+
+
+@writes
+def _finish(response_id: str, status: str, body: str, items: list[dict[str, Any]]) -> None:
+    StoredResponse.update(status=status, body=body).where(
+        StoredResponse.id == response_id
+    ).execute()
+    if items:
+        StoredItem.insert_many(items).execute()
 
 
 def set_response(response: dict[str, Any]) -> None:
     """Overwrite a stored response's status and body."""
-    StoredResponse.update(status=response["status"], body=dumps(response)).where(
-        StoredResponse.id == response["id"]
-    ).execute()
+    _finish(response["id"], response["status"], dumps(response), [])
 
 
 def response_status(response_id: str) -> str | None:
@@ -100,38 +119,35 @@ def response_status(response_id: str) -> str | None:
     return row[0] if row else None
 
 
-def _insert_response(
-    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
-) -> None:
-    StoredResponse.insert(
-        id=response["id"],
-        created_at=response["created_at"],
-        status=response["status"],
-        model=response["model"],
-        previous_response_id=response.get("previous_response_id"),
-        conversation_id=conversation_id,
-        body=dumps(response),
-    ).execute()
-    if input_items:
-        StoredItem.insert_many(item_rows(response["id"], "input", input_items, _now())).execute()
+def _response_row(response: dict[str, Any], conversation_id: str | None) -> dict[str, Any]:
+    return {
+        "id": response["id"],
+        "created_at": response["created_at"],
+        "status": response["status"],
+        "model": response["model"],
+        "previous_response_id": response.get("previous_response_id"),
+        "conversation_id": conversation_id,
+        "body": dumps(response),
+    }
 
 
-def _insert_outcome(
+def _outcome_rows(
     response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
-) -> None:
+) -> list[dict[str, Any]]:
+    """The output items, and the conversation's new items, as rows."""
     now = _now()
     output = response.get("output") or []
     rows = item_rows(response["id"], "output", output, now)
     if conversation_id:
         rows += item_rows(conversation_id, "conversation", input_items + output, now)
-    if rows:
-        StoredItem.insert_many(rows).execute()
+    return rows
 
 
 def _now() -> int:
     return int(time.time())
 
 
+@writes
 def append_events(response_id: str, events: list[dict[str, Any]]) -> None:
     """Keep a background response's stream events, so it can be resumed."""
     rows = [
@@ -173,14 +189,14 @@ def response_exists(response_id: str) -> bool:
     return StoredResponse.select().where(StoredResponse.id == response_id).exists()
 
 
+@writes
 def delete_response(response_id: str) -> bool:
     """Delete a response and its items; tell whether it existed."""
-    with db.atomic():
-        deleted = StoredResponse.delete().where(StoredResponse.id == response_id).execute()
-        StoredEvent.delete().where(StoredEvent.response_id == response_id).execute()
-        StoredItem.delete().where(
-            (StoredItem.owner_id == response_id) & StoredItem.role.in_(("input", "output"))
-        ).execute()
+    deleted = StoredResponse.delete().where(StoredResponse.id == response_id).execute()
+    StoredEvent.delete().where(StoredEvent.response_id == response_id).execute()
+    StoredItem.delete().where(
+        (StoredItem.owner_id == response_id) & StoredItem.role.in_(("input", "output"))
+    ).execute()
     return bool(deleted)
 
 

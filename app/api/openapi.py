@@ -1,0 +1,96 @@
+"""/openapi.json: the OpenAPI document of the gateway's own API, built once."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+from flask import Blueprint, jsonify
+from marshmallow import Schema, validate
+
+from app.api.http import MAX_PAGE
+from app.protocol.openapi_spec import build_document
+from app.protocol.schemas import (
+    AddItemsRequest,
+    CreateConversationRequest,
+    CreateResponseRequest,
+    Flag,
+    Integer,
+    Text,
+    UpdateConversationRequest,
+)
+
+bp = Blueprint("openapi", __name__)
+
+TITLE = "Responses API gateway"
+PACKAGE = "responses-gateway"
+
+
+class PageQuery(Schema):
+    """What `http.page_args` reads."""
+
+    limit = Integer(validate=validate.Range(1, MAX_PAGE))
+    order = Text(validate=validate.OneOf(("asc", "desc")))
+    after = Text()
+    before = Text()
+
+
+class FollowQuery(Schema):
+    """What retrieving a response reads: `?stream=true&starting_after=N` resumes its events."""
+
+    stream = Flag()
+    starting_after = Integer(validate=validate.Range(min=-1))
+
+
+RESPONSE = "/v1/responses/{response_id}"
+CONVERSATION = "/v1/conversations/{conversation_id}"
+PATHS: dict[str, dict[str, Any]] = {
+    "/v1/responses": {
+        "post": {"summary": "Create a response", "body": CreateResponseRequest, "stream": True},
+    },
+    RESPONSE: {
+        "get": {"summary": "Retrieve a response", "query": FollowQuery, "stream": True},
+        "delete": {"summary": "Delete a response"},
+    },
+    f"{RESPONSE}/cancel": {"post": {"summary": "Cancel a background response"}},
+    f"{RESPONSE}/input_items": {"get": {"summary": "List input items", "query": PageQuery}},
+    "/v1/conversations": {
+        "post": {"summary": "Create a conversation", "body": CreateConversationRequest},
+    },
+    CONVERSATION: {
+        "get": {"summary": "Retrieve a conversation"},
+        "post": {"summary": "Update a conversation", "body": UpdateConversationRequest},
+        "delete": {"summary": "Delete a conversation"},
+    },
+    f"{CONVERSATION}/items": {
+        "get": {"summary": "List items", "query": PageQuery},
+        "post": {"summary": "Add items", "body": AddItemsRequest},
+    },
+    f"{CONVERSATION}/items/{{item_id}}": {
+        "get": {"summary": "Retrieve an item"},
+        "delete": {"summary": "Delete an item"},
+    },
+    "/v1/models": {"get": {"summary": "List models"}},
+    "/health": {
+        "get": {"summary": "Health", "errors": (), "object_statuses": ("200", "503")},
+    },
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document (built on first use, then reused)."""
+    return build_document(TITLE, _version(), PATHS)
+
+
+def _version() -> str:
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(document())

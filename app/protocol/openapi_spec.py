@@ -1,0 +1,193 @@
+"""The gateway's OpenAPI 3.1 document, generated from the marshmallow schemas.
+
+apispec's MarshmallowPlugin turns the request schemas of `protocol.schemas`
+into JSON Schema. Fields that inherit a marshmallow type (`Text`, `Integer`,
+`Number`, `Flag`, `Anything`) keep that type's mapping; the fields that
+validate by hand get their property here, from the same constants they
+check against. `build_document` is pure: the API layer lists the operations
+and serves the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from app.protocol import schemas
+
+OPENAPI_VERSION = "3.1.0"
+NULL = {"type": "null"}
+# Typed-object unions, named once as components and referenced everywhere.
+UNIONS = (
+    (schemas.ITEM_SCHEMAS, "InputItem"),
+    (schemas.PART_SCHEMAS, "ContentPart"),
+    (schemas.TOOL_SCHEMAS, "Tool"),
+)
+ERROR_RESPONSES = {
+    "400": ("BadRequest", "The request is invalid."),
+    "404": ("NotFound", "No such object."),
+    "413": ("PayloadTooLarge", "The request body is too large."),
+    "5XX": ("ServerError", "The gateway or its backend failed."),
+}
+
+
+class ErrorObject(Schema):
+    message = schemas.Text(required=True)
+    type = schemas.Text(required=True)
+    param = schemas.Text(required=True, allow_none=True)
+    code = schemas.Text(required=True, allow_none=True)
+
+
+class ErrorBody(Schema):
+    """Every error the gateway returns: `{"error": {message, type, param, code}}`."""
+
+    error = fields.Nested(ErrorObject, required=True)
+
+
+def custom_field2properties(self: Any, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
+    """Describe the hand-validated fields of `protocol.schemas` (an apispec attribute function)."""
+    for field_type, describe in CUSTOM_FIELDS:
+        if isinstance(field, field_type):
+            return _nullable(field, describe(self, field))
+    return {}
+
+
+def _metadata(_converter: Any, _field: fields.Field) -> dict:
+    return {
+        "type": "object",
+        "maxProperties": schemas.MAX_METADATA_PAIRS,
+        "propertyNames": {"maxLength": schemas.MAX_METADATA_KEY},
+        "additionalProperties": {"type": "string", "maxLength": schemas.MAX_METADATA_VALUE},
+    }
+
+
+def _item_list(converter: Any, field: schemas.ItemList) -> dict:
+    items = _dispatch(converter, field.element)
+    return {"type": "array", "items": items, "maxItems": schemas.MAX_CONVERSATION_ITEMS}
+
+
+def _string_or_list(converter: Any, field: schemas.StringOrList) -> dict:
+    items = _dispatch(converter, field.element)
+    return {"oneOf": [{"type": "string"}, {"type": "array", "items": items}]}
+
+
+def _dispatch(converter: Any, field: schemas.Dispatch) -> dict:
+    """A `$ref` to the union of the schemas `field` dispatches to, added on first use."""
+    name = next(name for table, name in UNIONS if table is field.schemas)
+    if name not in converter.spec.components.schemas:
+        variants = [
+            _variant(converter, kind, schema, field) for kind, schema in field.schemas.items()
+        ]
+        union = {"type": "object", "oneOf": variants}
+        converter.spec.components.schema(name, union)
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _variant(converter: Any, kind: str, schema: Schema, field: schemas.Dispatch) -> dict:
+    variant = converter.schema2jsonschema(schema)
+    variant["title"] = kind
+    variant["properties"] = {"type": {"const": kind}, **variant["properties"]}
+    if kind != field.default_type:
+        variant["required"] = ["type", *variant.get("required", [])]
+    return variant
+
+
+def _tool_choice(_converter: Any, _field: fields.Field) -> dict:
+    named = {"properties": {"type": {"enum": ["function", "custom"]}}, "required": ["type"]}
+    return {
+        "oneOf": [
+            {"type": "string", "enum": ["auto", "none", "required"]},
+            {
+                "type": "object",
+                "properties": {"type": {"type": "string"}, "name": {"type": "string"}},
+                "required": ["type"],
+                "if": named,
+                "then": {"required": ["type", "name"]},
+            },
+        ]
+    }
+
+
+def _conversation_ref(_converter: Any, _field: fields.Field) -> dict:
+    conversation_id = {"type": "string", "minLength": 1}
+    by_object = {"type": "object", "properties": {"id": conversation_id}, "required": ["id"]}
+    return {"oneOf": [conversation_id, by_object]}
+
+
+CUSTOM_FIELDS = (
+    (schemas.ItemList, _item_list),
+    (schemas.StringOrList, _string_or_list),  # InputField, TextOrParts
+    (schemas.Dispatch, _dispatch),
+    (schemas.Metadata, _metadata),
+    (schemas.ToolChoice, _tool_choice),
+    (schemas.ConversationRef, _conversation_ref),
+)
+
+
+def _nullable(field: fields.Field, prop: dict) -> dict:
+    if not field.allow_none:
+        return prop
+    if "oneOf" in prop:
+        return {**prop, "oneOf": [*prop["oneOf"], NULL]}
+    if "$ref" in prop:
+        return {"anyOf": [prop, NULL]}
+    return {**prop, "type": [prop["type"], "null"]}
+
+
+def build_document(title: str, version: str, paths: dict[str, dict[str, Any]]) -> dict:
+    """Return the OpenAPI document of `paths` ({path: {method: operation}}).
+
+    An operation has a `summary`, and may name a request `body` schema, a
+    `query` schema, whether it can answer with a `stream`, its `errors`
+    (statuses answered in the error shape) and its `object_statuses`
+    (answered with an object). Path parameters come from the `{names}` in
+    the path.
+    """
+    plugin = MarshmallowPlugin()
+    spec = APISpec(title, version, OPENAPI_VERSION, plugins=[plugin])
+    plugin.converter.add_attribute_function(custom_field2properties)
+    spec.components.schema("Error", schema=ErrorBody)
+    for name, description in ERROR_RESPONSES.values():
+        error = {"$ref": "#/components/schemas/Error"}
+        spec.components.response(name, {"description": description, **_content(error)})
+    for path, methods in paths.items():
+        operations = {method: _operation(path, **op) for method, op in methods.items()}
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _operation(
+    path: str,
+    summary: str,
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    stream: bool = False,
+    errors: tuple[str, ...] = ("400", "404", "5XX"),
+    object_statuses: tuple[str, ...] = ("200",),
+) -> dict:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    parameters: list[Any] = [
+        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        for name in names
+    ]
+    if query is not None:
+        parameters.append({"in": "query", "schema": query})
+    ok = {"description": "OK", **_content({"type": "object"}, stream)}
+    responses = {status: ok for status in object_statuses}
+    responses |= {status: ERROR_RESPONSES[status][0] for status in errors}
+    operation = {"summary": summary, "parameters": parameters, "responses": responses}
+    if body is not None:
+        required = any(field.required for field in body().fields.values())
+        operation["requestBody"] = {"required": required, **_content(body)}
+        operation["responses"]["413"] = ERROR_RESPONSES["413"][0]
+    return operation
+
+
+def _content(schema: Any, stream: bool = False) -> dict:
+    content = {"application/json": {"schema": schema}}
+    if stream:
+        content["text/event-stream"] = {"schema": {"type": "string"}}
+    return {"content": content}

@@ -1,0 +1,76 @@
+"""Write transactions that wait for SQLite's lock without freezing the worker.
+
+SQLite lets one writer at a time. Its own busy handler waits inside a C
+call, and under gevent that stops every greenlet of the worker. So a write
+takes the lock up front (`BEGIN IMMEDIATE`) with the busy timeout at zero,
+and when another process holds it, sleeps in Python (a cooperative sleep
+under gevent) and tries again, for up to `WRITE_DEADLINE` seconds.
+PostgreSQL needs none of this: its writes are plain transactions.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from peewee import OperationalError, SqliteDatabase
+
+from app.store.models import db
+
+WRITE_DEADLINE = 5.0
+FIRST_PAUSE = 0.001
+LONGEST_PAUSE = 0.05
+READ_BUSY_TIMEOUT_MS = 5000
+
+T = TypeVar("T")
+
+
+def writes(function: Callable[..., T]) -> Callable[..., T]:
+    """Run `function` in one write transaction, retried while the database is locked."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> T:
+        if db.in_transaction():
+            return function(*args, **kwargs)
+        if not isinstance(db.obj, SqliteDatabase):
+            with db.atomic():
+                return function(*args, **kwargs)
+        return _sqlite_write(lambda: function(*args, **kwargs))
+
+    return run
+
+
+def _sqlite_write(body: Callable[[], T]) -> T:
+    deadline = time.monotonic() + WRITE_DEADLINE
+    pause = FIRST_PAUSE
+    while True:
+        try:
+            return _immediate(body)
+        except OperationalError as exc:
+            if not _locked(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, LONGEST_PAUSE)
+
+
+def _immediate(body: Callable[[], T]) -> T:
+    db.execute_sql("PRAGMA busy_timeout = 0")
+    try:
+        transaction = db.atomic("IMMEDIATE")
+        transaction.__enter__()
+    finally:
+        db.execute_sql(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+    try:
+        result = body()
+    except BaseException as exc:
+        transaction.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    transaction.__exit__(None, None, None)
+    return result
+
+
+def _locked(exc: OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
