@@ -20,7 +20,7 @@ DEFAULT_PAGE = 20
 def json_body(empty: Any = None) -> Any:
     """Return the parsed JSON body (`empty` if there is none and that is allowed)."""
     data = request.get_data(cache=False)
-    if empty is not None and not data.strip():
+    if empty is not None and not data:
         return empty
     try:
         return json.loads(data)

@@ -1,12 +1,13 @@
-"""/openapi.json: the OpenAPI document of the gateway's own API, built once."""
+"""/openapi.json: the OpenAPI document of the gateway's own API, built and serialized once."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from importlib import metadata
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response
 from marshmallow import Schema, validate
 
 from app.api.http import MAX_PAGE
@@ -43,11 +44,18 @@ class FollowQuery(Schema):
     starting_after = Integer(validate=validate.Range(min=-1))
 
 
+# Operations that reach a backend pass its 4xx refusals on.
+UPSTREAM_ERRORS = ("400", "404", "4XX", "5XX")
 RESPONSE = "/v1/responses/{response_id}"
 CONVERSATION = "/v1/conversations/{conversation_id}"
 PATHS: dict[str, dict[str, Any]] = {
     "/v1/responses": {
-        "post": {"summary": "Create a response", "body": CreateResponseRequest, "stream": True},
+        "post": {
+            "summary": "Create a response",
+            "body": CreateResponseRequest,
+            "stream": True,
+            "errors": UPSTREAM_ERRORS,
+        },
     },
     RESPONSE: {
         "get": {"summary": "Retrieve a response", "query": FollowQuery, "stream": True},
@@ -71,7 +79,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {"summary": "Retrieve an item"},
         "delete": {"summary": "Delete an item"},
     },
-    "/v1/models": {"get": {"summary": "List models"}},
+    "/v1/models": {"get": {"summary": "List models", "errors": UPSTREAM_ERRORS}},
     "/health": {
         "get": {"summary": "Health", "errors": (), "object_statuses": ("200", "503")},
     },
@@ -91,6 +99,11 @@ def _version() -> str:
         return "0+unknown"
 
 
+@cache
+def _serialized() -> str:
+    return json.dumps(document(), ensure_ascii=False)
+
+
 @bp.get("/openapi.json")
-def openapi() -> Any:
-    return jsonify(document())
+def openapi() -> Response:
+    return Response(_serialized(), mimetype="application/json")

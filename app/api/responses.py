@@ -35,8 +35,8 @@ def create() -> Any:
 
 @bp.get("/<response_id>")
 def retrieve(response_id: str) -> Any:
+    after = int_arg("starting_after", default=-1, minimum=-1)
     if flag_arg("stream"):
-        after = int_arg("starting_after", default=-1, minimum=-1)
         return sse_response(service.follow_response(gateway(), response_id, after))
     return jsonify(service.get_response(response_id))
 

@@ -1,11 +1,12 @@
 """The gateway's OpenAPI 3.1 document, generated from the marshmallow schemas.
 
 apispec's MarshmallowPlugin turns the request schemas of `protocol.schemas`
-into JSON Schema. Fields that inherit a marshmallow type (`Text`, `Integer`,
-`Number`, `Flag`, `Anything`) keep that type's mapping; the fields that
-validate by hand get their property here, from the same constants they
-check against. `build_document` is pure: the API layer lists the operations
-and serves the result.
+into JSON Schema. `Text`, `Integer`, `Number` and `Flag` keep the mapping of
+the marshmallow type they extend; the fields that validate by hand get
+their property from `custom_field2properties`, built from the constants they
+check against. (An attribute function belongs to one spec's converter;
+`map_to_openapi_type` would write into apispec's module-wide mapping.)
+`build_document` is pure: the API layer lists the operations and serves it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from app.protocol import schemas
 
 OPENAPI_VERSION = "3.1.0"
 NULL = {"type": "null"}
+# Under OpenAPI 3.1 the `schema` of an event stream describes each event.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
 # Typed-object unions, named once as components and referenced everywhere.
 UNIONS = (
     (schemas.ITEM_SCHEMAS, "InputItem"),
@@ -30,6 +37,7 @@ ERROR_RESPONSES = {
     "400": ("BadRequest", "The request is invalid."),
     "404": ("NotFound", "No such object."),
     "413": ("PayloadTooLarge", "The request body is too large."),
+    "4XX": ("UpstreamRefusal", "The backend refused the request; its status is passed on."),
     "5XX": ("ServerError", "The gateway or its backend failed."),
 }
 
@@ -111,6 +119,10 @@ def _tool_choice(_converter: Any, _field: fields.Field) -> dict:
     }
 
 
+def _anything(_converter: Any, _field: fields.Field) -> dict:
+    return {}  # any JSON value; `_nullable` still refuses null unless allowed
+
+
 def _conversation_ref(_converter: Any, _field: fields.Field) -> dict:
     conversation_id = {"type": "string", "minLength": 1}
     by_object = {"type": "object", "properties": {"id": conversation_id}, "required": ["id"]}
@@ -124,10 +136,14 @@ CUSTOM_FIELDS = (
     (schemas.Metadata, _metadata),
     (schemas.ToolChoice, _tool_choice),
     (schemas.ConversationRef, _conversation_ref),
+    (schemas.Anything, _anything),
 )
 
 
 def _nullable(field: fields.Field, prop: dict) -> dict:
+    """Add (or, for an untyped field, refuse) null, as marshmallow's `allow_none` does."""
+    if not prop:
+        return {} if field.allow_none else {"not": NULL}
     if not field.allow_none:
         return prop
     if "oneOf" in prop:
@@ -189,5 +205,5 @@ def _operation(
 def _content(schema: Any, stream: bool = False) -> dict:
     content = {"application/json": {"schema": schema}}
     if stream:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        content["text/event-stream"] = {"schema": SSE_EVENT}
     return {"content": content}

@@ -1,0 +1,266 @@
+"""The gateway as operators run it: gunicorn with two gevent workers, as a process.
+
+A `previous_response_id` chain must continue on whichever worker a request
+lands on (each request opens a new connection, and gunicorn's access log
+names the worker pid), on SQLite and on PostgreSQL; streams must overlap
+inside one worker; and bad configurations must stop the start with a
+message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import requests
+
+from tests.events import assert_valid_event_stream
+from tests.fakebackend import FakeBackend, text
+from tests.integration.helpers import sse_events
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+CLIENT_KEY = "sk-live-" + "k3yMaterial" * 4
+MAX_CHAIN_TURNS = 40
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gateway:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` started from the checkout."""
+
+    def __init__(self, tmp_path: Path, backend: FakeBackend, workers: int, env: dict[str, str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"gunicorn-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "OPENAI_API_ENDPOINT": backend.base_url,
+            "SESSION_STORE_DSN": str(tmp_path / "gateway.db"),
+            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port} --workers {workers}",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "LOG_LEVEL": "info",
+            **env,
+        }
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def wait_until_serving(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited early:\n{self.log_text()}")
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError(f"gunicorn did not serve in time:\n{self.log_text()}")
+
+    def wait_for_exit(self, timeout: float = START_TIMEOUT) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path, backend: FakeBackend) -> Iterator[Any]:
+    started: list[Gateway] = []
+
+    def start(workers: int = 2, wait: bool = True, **env: str) -> Gateway:
+        gateway = Gateway(tmp_path, backend, workers, env)
+        started.append(gateway)
+        if wait:
+            gateway.wait_until_serving()
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+def fresh_client(gateway: Gateway) -> openai.OpenAI:
+    """A client whose one request uses a new connection, so any worker may take it."""
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+def worker_of_each_request(gateway: Gateway) -> list[int]:
+    """Worker pids of the POST /v1/responses lines of the access log, in order."""
+    lines = re.findall(r'"POST /v1/responses HTTP/1.1" 200 .* pid=<?(\d+)>?', gateway.log_text())
+    return [int(pid) for pid in lines]
+
+
+def wait_for_log_lines(gateway: Gateway, count: int) -> list[int]:
+    deadline = time.monotonic() + 5
+    while len(pids := worker_of_each_request(gateway)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pids
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_chain_continues_across_workers(request, start_gateway, backend, store):
+    env = {}
+    if store == "postgres":
+        env = {
+            "SESSION_STORE_TYPE": "postgres",
+            "SESSION_STORE_DSN": request.getfixturevalue("postgres_dsn"),
+        }
+    gateway = start_gateway(**env)
+    previous, turns = None, 0
+    while turns < MAX_CHAIN_TURNS:
+        backend.enqueue(text(f"answer {turns}"))
+        with fresh_client(gateway) as client:
+            response = client.responses.create(
+                model="fake-model", input=f"question {turns}", previous_response_id=previous
+            )
+        previous, turns = response.id, turns + 1
+        messages = backend.chat_requests()[-1]["messages"]
+        expected = []
+        for turn in range(turns):
+            expected.append({"role": "user", "content": f"question {turn}"})
+            if turn < turns - 1:
+                expected.append({"role": "assistant", "content": f"answer {turn}"})
+        assert messages == expected
+        if turns >= 4 and len(set(wait_for_log_lines(gateway, turns))) == 2:
+            break
+    assert len(set(worker_of_each_request(gateway))) == 2, "the chain never reached both workers"
+
+
+def test_stream_is_valid_and_readable_from_another_connection_at_once(start_gateway, backend):
+    gateway = start_gateway()
+    backend.enqueue(text("Streamed through gunicorn.", delay=0.01))
+    with requests.post(
+        gateway.url + "/v1/responses",
+        json={"model": "fake-model", "input": "hi", "stream": True},
+        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+        stream=True,
+        timeout=30,
+    ) as reply:
+        assert reply.headers["X-Accel-Buffering"] == "no"
+        events = sse_events(reply.iter_lines(decode_unicode=True))
+    final = assert_valid_event_stream(events)
+    assert final.output_text == "Streamed through gunicorn."
+    for _ in range(4):  # several new connections: both workers answer it
+        with fresh_client(gateway) as client:
+            assert client.responses.retrieve(final.id).status == "completed"
+
+
+def test_streams_overlap_inside_the_workers(start_gateway, backend):
+    gateway = start_gateway()
+    count, chunks, delay = 20, 10, 0.2
+    backend.default_reply = text("x" * chunks * 4, chunk_size=4, delay=delay)
+    finished: list[bool] = []
+
+    def one_stream() -> None:
+        with fresh_client(gateway) as client:
+            stream = client.responses.create(model="fake-model", input="hi", stream=True)
+            finished.append(any(event.type == "response.completed" for event in stream))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=one_stream) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    elapsed = time.monotonic() - started
+    assert finished == [True] * count
+    assert elapsed < count * chunks * delay / 4, f"streams did not overlap: {elapsed:.1f}s"
+
+
+def test_memory_store_is_refused_with_two_workers(start_gateway):
+    gateway = start_gateway(workers=2, wait=False, SESSION_STORE_TYPE="memory")
+    assert gateway.wait_for_exit() != 0
+    assert "SESSION_STORE_TYPE" in gateway.log_text()
+
+
+def test_memory_store_serves_with_one_worker(start_gateway, backend):
+    gateway = start_gateway(workers=1, SESSION_STORE_TYPE="memory")
+    with fresh_client(gateway) as client:
+        first = client.responses.create(model="fake-model", input="one")
+        second = client.responses.create(
+            model="fake-model", input="two", previous_response_id=first.id
+        )
+    assert second.previous_response_id == first.id
+
+
+def test_bad_backend_url_stops_the_start_naming_the_variable(start_gateway):
+    gateway = start_gateway(wait=False, BACKEND_URL="http://127.0.0.1:9/v1/wrong")
+    assert gateway.wait_for_exit() != 0
+    assert "BACKEND_URL" in gateway.log_text()
+
+
+def test_client_key_never_reaches_the_log_or_the_database(start_gateway, backend, tmp_path):
+    gateway = start_gateway()
+    with fresh_client(gateway) as client:
+        first = client.responses.create(model="fake-model", input="hi")
+        client.responses.create(model="fake-model", input="again", previous_response_id=first.id)
+        list(client.responses.create(model="fake-model", input="stream", stream=True))
+    assert backend.requests[-1].headers["authorization"] == f"Bearer {CLIENT_KEY}"
+    gateway.stop()
+    assert CLIENT_KEY not in gateway.log_text()
+    for path in tmp_path.glob("gateway.db*"):
+        assert CLIENT_KEY.encode() not in path.read_bytes()
+
+
+def test_flask_dev_server_serves_the_same_app(tmp_path, backend):
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST_PORT": f"127.0.0.1:{port}",
+        "OPENAI_API_ENDPOINT": backend.base_url,
+        "SESSION_STORE_DSN": str(tmp_path / "dev.db"),
+    }
+    log = (tmp_path / "dev.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "--dev"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                reply = requests.post(
+                    f"http://127.0.0.1:{port}/v1/responses",
+                    json={"model": "fake-model", "input": "hi"},
+                    timeout=5,
+                )
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError((tmp_path / "dev.log").read_text())
+        assert reply.status_code == 200
+        assert reply.json()["output"][0]["content"][0]["text"] == "Hello from the fake backend."
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
