@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover - openai 1.x/2.x
     import httpx
 from tests.fakebackend import FakeBackend
 
+# Fixtures that start the gateway as a process (gunicorn), for tests/e2e.
+pytest_plugins = ["tests.e2e.gateway_process"]
+
 PG_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_KEY = "sk-test-0123456789abcdefghijklmnop"
 
