@@ -1,0 +1,1 @@
+"""Benchmark harness: fake backend, floor app, load generator, runner (docs/BENCHMARKS.md)."""

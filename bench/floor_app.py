@@ -1,0 +1,58 @@
+"""The floor app: the cost of the stack itself (Flask + gunicorn gevent + requests).
+
+One bare view forwards a string `input` to the backend through one pooled
+`requests.Session` and wraps the answer in a response object: no
+validation, no translation of items, no storage. Run it under the same
+gunicorn settings as the gateway:
+
+    OPENAI_API_ENDPOINT=http://127.0.0.1:9000/v1 gunicorn -c gunicorn.conf.py bench.floor_app:app
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import requests
+from flask import Flask, jsonify, request
+from requests.adapters import HTTPAdapter
+
+POOL_SIZE = 100  # the gateway's default backend pool size, for a like-for-like floor
+TIMEOUT = (10.0, 600.0)
+
+app = Flask(__name__)
+chat_url = os.environ.get("OPENAI_API_ENDPOINT", "http://127.0.0.1:9000/v1") + "/chat/completions"
+session = requests.Session()
+session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE))
+
+
+@app.post("/v1/responses")
+def create():
+    body = request.get_json()
+    chat = {"model": body["model"], "messages": [{"role": "user", "content": body["input"]}]}
+    answer = session.post(chat_url, json=chat, timeout=TIMEOUT).json()
+    message = {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [
+            {
+                "type": "output_text",
+                "text": answer["choices"][0]["message"]["content"],
+                "annotations": [],
+            }
+        ],
+    }
+    return jsonify(
+        {
+            "id": f"resp_{uuid.uuid4().hex}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": body["model"],
+            "output": [message],
+            "usage": answer.get("usage"),
+        }
+    )

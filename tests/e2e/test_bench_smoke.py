@@ -1,0 +1,79 @@
+"""Smoke test of the benchmark harness: `python -m bench.run --smoke` still works.
+
+It starts the fast backend, the floor app and the gateway under gunicorn and
+drives each briefly. Only that everything ran and answered is checked, never
+a timing: the numbers belong to docs/BENCHMARKS.md, not to the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE_TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("bench-smoke")
+    subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=SMOKE_TIMEOUT,
+    )
+    return json.loads((out / "results.json").read_text()), (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SMOKE_TIMEOUT + 30)
+def test_every_load_point_answered_without_errors(smoke_results: tuple[dict, str]) -> None:
+    results, _ = smoke_results
+    targets = {row["target"] for row in results["throughput"]}
+    assert targets == {
+        "direct",
+        "direct stream",
+        "floor",
+        "gateway store",
+        "gateway no-store",
+        "gateway stream",
+    }
+    for row in results["throughput"]:
+        assert row["ok"] > 0 and row["errors"] == 0, row
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SMOKE_TIMEOUT + 30)
+def test_long_streams_all_complete(smoke_results: tuple[dict, str]) -> None:
+    results, _ = smoke_results
+    for row in results["scale"]:
+        assert row["completed"] == row["streams"] and row["errors"] == 0, row
+        assert row["peak_open_at_backend"] > 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SMOKE_TIMEOUT + 30)
+def test_history_loads_in_the_same_number_of_queries_at_every_depth(
+    smoke_results: tuple[dict, str],
+) -> None:
+    results, _ = smoke_results
+    for kind in ("chain", "conversation"):
+        rows = [row for row in results["growth"] if row["kind"] == kind]
+        assert len(rows) >= 2
+        assert len({row["queries"] for row in rows}) == 1, rows
+        assert rows[-1]["rows"] > rows[0]["rows"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SMOKE_TIMEOUT + 30)
+def test_report_names_the_targets_and_the_database_size(smoke_results: tuple[dict, str]) -> None:
+    results, report = smoke_results
+    assert "## Targets (issue 5)" in report
+    assert results["memory"]["database"]["responses"] > 0
+    assert "MB per 10k responses" in report
