@@ -119,6 +119,22 @@ def test_streams_overlap_inside_the_workers(start_gateway, backend):
     assert elapsed < count * chunks * delay / 4, f"streams did not overlap: {elapsed:.1f}s"
 
 
+def test_metrics_add_up_every_worker(start_gateway, backend):
+    gateway = start_gateway()
+    sent = 0
+    while sent < MAX_CHAIN_TURNS and (sent < 4 or len(set(wait_for_log_lines(gateway, sent))) < 2):
+        with fresh_client(gateway) as client:
+            client.responses.create(model="fake-model", input="hi")
+        sent += 1
+    assert len(set(worker_of_each_request(gateway))) == 2
+    exposition = requests.get(gateway.url + "/metrics", timeout=5).text
+    counted = re.search(
+        r'gateway_requests_total\{model="fake-model",route="/v1/responses",status="200"\} (\S+)',
+        exposition,
+    )
+    assert counted and float(counted.group(1)) == sent, exposition
+
+
 def test_memory_store_is_refused_with_two_workers(start_gateway):
     gateway = start_gateway(workers=2, wait=False, SESSION_STORE_TYPE="memory")
     assert gateway.wait_for_exit() != 0

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from app.logs import MaskingFilter, mask_key
+from app.store.models import StoredResponse, db
 from tests.conftest import TEST_KEY, sdk_for
 from tests.events import assert_valid_event_stream, validate_event
 from tests.fakebackend import error, raw, slow_first_byte, text
@@ -307,3 +308,16 @@ def test_keys_are_masked_by_the_log_filter():
     assert TEST_KEY not in text_out
     assert text_out.count(mask_key(TEST_KEY)) == 2
     assert mask_key(TEST_KEY) == TEST_KEY[:6] + "..." + TEST_KEY[-4:]
+
+
+def test_a_failed_write_is_a_503_and_leaves_no_half_written_response(make_app, backend):
+    app = make_app()
+    http = app.test_client()
+    with db.connection_context():
+        db.execute_sql("DROP TABLE items")  # the response row inserts, its items cannot
+    reply = http.post("/v1/responses", json={"model": MODEL, "input": "x"})
+    assert reply.status_code == 503
+    assert reply.json["error"]["code"] == "store_unavailable"
+    with db.connection_context():
+        assert StoredResponse.select().count() == 0  # the transaction was rolled back
+    assert http.get("/health").status_code == 200
