@@ -1,9 +1,8 @@
 """Shared helpers of the integration tests: the SDK calls, the checks, the store.
 
 Every body and every stream event these helpers hand back has been checked
-against the openai SDK's pydantic types. Streams go through
-`tests/events.py`'s `assert_valid_event_stream` when that module exists;
-without it, a minimal checker here enforces the invariants the tests rely on.
+against the openai SDK's pydantic types; streams go through
+`tests/events.py`'s `assert_valid_event_stream`.
 """
 
 from __future__ import annotations
@@ -16,34 +15,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import openai
 import pytest
 from flask import Flask
-from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses import Response
 from werkzeug.serving import make_server
 
+from tests.events import assert_valid_event_stream
 from tests.fakebackend import FakeBackend
-
-try:
-    from tests.events import assert_valid_event_stream as _shared_event_check
-    from tests.events import validate_event as _shared_validate_event
-except ImportError:  # the shared checker is written by another session
-    _shared_event_check = _shared_validate_event = None
 
 MODEL = "fake-model"
 DEFAULT_TEXT = "Hello from the fake backend."
-# The SDK's event union, by `type`: each event is validated by its own class.
-EVENT_CLASSES = {
-    get_args(member.model_fields["type"].annotation)[0]: member
-    for member in get_args(get_args(ResponseStreamEvent)[0])
-}
-TERMINAL_STATUS = {
-    "response.completed": "completed",
-    "response.incomplete": "incomplete",
-    "response.failed": "failed",
-}
 # Parameters that only the Responses API has: a Chat backend must never see them.
 RESPONSES_ONLY = {
     "input",
@@ -134,96 +118,11 @@ def sse_events(lines: Iterator[str]) -> list[dict[str, Any]]:
     return events
 
 
-def validate_event(event: dict[str, Any]) -> None:
-    """Check one event against the SDK's type for its `type`."""
-    if _shared_validate_event is not None:
-        _shared_validate_event(event)
-        return
-    assert event.get("type") in EVENT_CLASSES, f"unknown event type {event.get('type')!r}"
-    EVENT_CLASSES[event["type"]].model_validate(event)
-
-
 def assert_valid_stream(events: list[dict[str, Any]]) -> Response:
     """Validate every event and the stream's invariants; return the terminal response."""
-    if _shared_event_check is not None:
-        response = _shared_event_check(events)
-        assert response is not None, "the stream was a lone error event"
-        return response
-    for event in events:
-        validate_event(event)
-    return _minimal_stream_check(events)
-
-
-def _minimal_stream_check(events: list[dict[str, Any]]) -> Response:
-    """Fallback until tests/events.py exists: order, numbering, lifecycles, final output."""
-    types = [event["type"] for event in events]
-    assert [event["sequence_number"] for event in events] == list(range(len(events)))
-    assert types[:2] == ["response.created", "response.in_progress"], types[:2]
-    terminals = [i for i, kind in enumerate(types) if kind in TERMINAL_STATUS]
-    assert terminals == [len(events) - 1], f"terminal events at {terminals} of {len(events)}"
-    lifecycle = _Lifecycle()
-    for event in events[2:-1]:
-        lifecycle.see(event)
-    assert lifecycle.open is None, "an output item was never closed"
-    final = events[-1]["response"]
-    assert final["status"] == TERMINAL_STATUS[types[-1]]
-    assert final["output"] == lifecycle.done, "final output differs from the items streamed"
-    if final["status"] == "failed":
-        assert final["error"] and final["error"]["message"] and final["error"]["code"]
-    return Response.model_validate(final)
-
-
-class _Lifecycle:
-    """Follows items and parts: added before deltas, deltas add up to done, one at a time."""
-
-    def __init__(self) -> None:
-        self.done: list[dict[str, Any]] = []
-        self.open: dict[str, Any] | None = None
-        self.part: int | None = None
-        self.buffer = ""
-        self.text_done: str | None = None  # the value of the last text `.done` event
-
-    def see(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "response.in_progress":
-            return
-        if kind == "response.output_item.added":
-            assert self.open is None, "item added while another is open"
-            assert event["output_index"] == len(self.done)
-            self.open, self.buffer, self.text_done = event["item"], "", None
-            return
-        assert self.open is not None, f"{kind} outside an item"
-        assert event["output_index"] == len(self.done)
-        if "item_id" in event:
-            assert event["item_id"] == self.open["id"]
-        if kind == "response.output_item.done":
-            self._close_item(event["item"])
-        elif kind == "response.content_part.added":
-            assert self.part is None
-            self.part, self.buffer, self.text_done = event["content_index"], "", None
-        elif kind == "response.content_part.done":
-            assert self.part == event["content_index"]
-            assert self.text_done == self.buffer, f"no text .done before {kind}"
-            assert event["part"]["text"] == self.buffer
-            self.part = None
-        elif kind.endswith(".delta"):
-            assert self.text_done is None, f"{kind} after the text was done"
-            self.buffer += event["delta"]
-        elif kind.endswith(".done"):
-            value = event.get("text", event.get("arguments", event.get("input")))
-            assert value == self.buffer, f"{kind} says {value!r}, deltas said {self.buffer!r}"
-            self.text_done = value
-
-    def _close_item(self, item: dict[str, Any]) -> None:
-        assert self.part is None, "item closed with a content part still open"
-        assert item["id"] == self.open["id"] and item["type"] == self.open["type"]
-        if "call_id" in item:
-            assert item["call_id"] == self.open["call_id"]
-        for name in ("arguments", "input"):
-            if name in item and (self.buffer or self.text_done is not None):
-                assert item[name] == self.text_done, f"item {name} differs from its .done event"
-        self.done.append(item)
-        self.open = None
+    response = assert_valid_event_stream(events)
+    assert response is not None, "the stream was a lone error event"
+    return response
 
 
 def assert_openai_error(exc: openai.APIStatusError, status: int) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from agents import (
 
 from tests import fakebackend as fb
 from tests.conftest import TEST_KEY
-from tests.integration.helpers import MODEL, retrieve, serve_in_thread, validate_event
+from tests.events import validate_event
+from tests.integration.helpers import MODEL, retrieve, serve_in_thread
 
 FORECAST = "Sunny, 24 C in Paris"
 FINAL_TEXT = "It is sunny and 24 C in Paris."

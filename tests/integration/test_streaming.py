@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from tests import fakebackend as fb
+from tests.events import validate_event
 from tests.integration.helpers import (
     MODEL,
     WEATHER_TOOL,
@@ -23,7 +24,6 @@ from tests.integration.helpers import (
     last_chat,
     retrieve,
     stream,
-    validate_event,
 )
 
 APPLY_PATCH_TOOL = {
