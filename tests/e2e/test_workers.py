@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -202,3 +203,22 @@ def test_flask_dev_server_serves_the_same_app(tmp_path, backend):
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+def test_shutdown_lets_a_stream_in_flight_finish(start_gateway, backend):
+    gateway = start_gateway(GATEWAY_GRACEFUL_TIMEOUT="5")
+    backend.enqueue(text("x" * 40, chunk_size=4, delay=0.2))
+    with requests.post(
+        gateway.url + "/v1/responses",
+        json={"model": "fake-model", "input": "hi", "stream": True},
+        stream=True,
+        timeout=30,
+    ) as reply:
+        lines = reply.iter_lines(decode_unicode=True)
+        for line in lines:
+            if "response.output_text.delta" in line:
+                gateway.process.send_signal(signal.SIGTERM)
+                break
+        rest = list(lines)
+    assert any("response.completed" in line for line in rest)
+    assert gateway.wait_for_exit(timeout=20) == 0  # bounded by the graceful timeout
