@@ -52,6 +52,7 @@ class Reply:
     headers: dict = field(default_factory=dict)
     seconds: float = 0.0  # hang duration
     first_byte_delay: float = 0.0
+    keep_alive: bool = False  # stream: leave the connection open after the last chunk
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Recorded:
     headers: dict
     body: bytes
     json: object | None
+    client_port: int = 0  # the same port twice: one connection, reused
 
 
 def text(
@@ -328,7 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         headers = {key.lower(): value for key, value in self.headers.items()}
-        recorded = Recorded(self.command, self.path, headers, body, parsed)
+        recorded = Recorded(
+            self.command, self.path, headers, body, parsed, self.client_address[1]
+        )
         self.backend.record(recorded)
         return recorded
 
@@ -374,13 +378,14 @@ class _Handler(BaseHTTPRequestHandler):
         options = request.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         chunks = _stream_chunks(reply, self._model(reply, request), include_usage)
-        self.close_connection = True
+        self.close_connection = not reply.keep_alive or reply.cut_after is not None
         headers = {
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "Transfer-Encoding": "chunked",
-            "Connection": "close",
         }
+        if self.close_connection:
+            headers["Connection"] = "close"
         self._send_head(200, headers)
         for position, chunk in enumerate(chunks):
             if position:

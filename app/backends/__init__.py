@@ -8,21 +8,17 @@ yet) are retried. requests' exceptions become the gateway's own here.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-from collections.abc import Iterator
-from http.client import HTTPException
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from app.backends.breaker import CircuitBreaker
-from app.backends.sse import SSEError, iter_sse_data
+from app.backends.chat_stream import ChatStream
+from app.backends.inflight import TRACKED_POOLS, CallHandle, tracked
 from app.config import BackendSettings, Settings
 from app.errors import (
     BackendTimeout,
@@ -38,50 +34,12 @@ log = logging.getLogger(__name__)
 
 CONNECT_RETRIES = 1
 MODELS_TIMEOUT = (5.0, 10.0)
-DRAIN_TIMEOUT = 1.0  # after [DONE], the rest of a body is a few bytes
+
+__all__ = ["Backend", "Backends", "CallCut", "CallHandle", "ChatStream", "init_app"]
 
 
-class ChatStream:
-    """An open streaming reply: iterate `data:` payloads, then `close()`."""
-
-    def __init__(self, backend: Backend, response: requests.Response) -> None:
-        self.backend = backend
-        self.response = response
-        self.complete = False
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            yield from iter_sse_data(self.response.raw)
-            self.complete = True
-        except ReadTimeoutError as exc:
-            self.backend.failed("stream_timeout")
-            raise BackendTimeout(f"Backend '{self.backend.name}' stopped sending: {exc}") from exc
-        except (HTTPError, HTTPException, OSError, SSEError) as exc:
-            self.backend.failed("stream_broken")
-            raise BadGateway(f"Backend '{self.backend.name}' stream broke off: {exc}") from exc
-
-    def close(self) -> None:
-        """End the call: hand a finished connection back to the pool, else cut it.
-
-        A stream read to its end is drained (briefly) and its connection
-        reused. An abandoned one has its socket shut down: that wakes a
-        reader blocked on it in another greenlet, and the backend sees the
-        connection end at once.
-        """
-        raw = self.response.raw
-        sock = getattr(getattr(raw, "_connection", None), "sock", None)
-        if self.complete and sock is not None:
-            try:
-                sock.settimeout(DRAIN_TIMEOUT)
-                raw.drain_conn()
-                raw.release_conn()
-                return
-            except (HTTPError, HTTPException, OSError):
-                pass
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self.response.close()
+class CallCut(Exception):
+    """A call was cut by the gateway itself (its client left): nobody is told."""
 
 
 class Backend:
@@ -99,6 +57,7 @@ class Backend:
         adapter = HTTPAdapter(
             pool_connections=1, pool_maxsize=settings.pool_size, max_retries=retry
         )
+        adapter.poolmanager.pool_classes_by_scheme = TRACKED_POOLS
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.breaker = CircuitBreaker()
@@ -120,7 +79,9 @@ class Backend:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         if stream:
+            # The stream is read off the socket as it is (app/backends/chat_stream.py).
             headers["Accept"] = "text/event-stream"
+            headers["Accept-Encoding"] = "identity"
         return headers
 
     def complete(self, body: dict[str, Any], client_key: str | None) -> dict[str, Any]:
@@ -137,17 +98,29 @@ class Backend:
             raise BadGateway(f"Backend '{self.name}' sent a completion that is not an object")
         return completion
 
-    def stream(self, body: dict[str, Any], client_key: str | None) -> ChatStream:
-        """Open a streaming Chat request; errors before the first byte raise here."""
-        response = self._post(body, client_key, stream=True)
-        if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+    def stream(
+        self, body: dict[str, Any], client_key: str | None, handle: CallHandle | None = None
+    ) -> ChatStream:
+        """Open a streaming Chat request; errors before the first byte raise here.
+
+        With a `handle`, another greenlet can cut the call while it waits for
+        the backend's headers; a call cut so is not the backend's failure.
+        """
+        with tracked(handle):
+            response = self._post(body, client_key, stream=True, handle=handle)
+        problem = _not_a_plain_event_stream(response.headers)
+        if problem:
             response.close()
             self.failed("not_event_stream")
-            raise BadGateway(f"Backend '{self.name}' did not answer with an event stream")
+            raise BadGateway(f"Backend '{self.name}' {problem}")
         return ChatStream(self, response)
 
     def _post(
-        self, body: dict[str, Any], client_key: str | None, stream: bool
+        self,
+        body: dict[str, Any],
+        client_key: str | None,
+        stream: bool,
+        handle: CallHandle | None = None,
     ) -> requests.Response:
         self.breaker.check(self.name)
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -160,22 +133,27 @@ class Backend:
                 stream=stream,
                 proxies=self.proxies,
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            self.failed("connect_timeout")
-            raise BackendUnavailable(f"Backend '{self.name}' did not accept a connection") from exc
-        except requests.exceptions.ReadTimeout as exc:
-            self.failed("timeout")
-            raise BackendTimeout(
-                f"Backend '{self.name}' did not answer within {self.settings.read_timeout:g}s"
-            ) from exc
         except requests.exceptions.RequestException as exc:
-            self.failed("unreachable")
-            raise BackendUnavailable(f"Backend '{self.name}' is unreachable: {exc}") from exc
+            if handle is not None and handle.was_cut:
+                raise CallCut(f"The call to backend '{self.name}' was cut") from exc
+            raise self._call_error(exc) from exc
         if response.status_code >= 400:
             raise self._error_from(response)
         self.breaker.record_success()
         CIRCUIT_OPEN.labels(self.name).set(0)
         return response
+
+    def _call_error(self, exc: requests.exceptions.RequestException) -> GatewayError:
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            self.failed("connect_timeout")
+            return BackendUnavailable(f"Backend '{self.name}' did not accept a connection")
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            self.failed("timeout")
+            return BackendTimeout(
+                f"Backend '{self.name}' did not answer within {self.settings.read_timeout:g}s"
+            )
+        self.failed("unreachable")
+        return BackendUnavailable(f"Backend '{self.name}' is unreachable: {exc}")
 
     def _error_from(self, response: requests.Response) -> GatewayError:
         if response.status_code >= 500:
@@ -204,6 +182,15 @@ class Backend:
         except (requests.exceptions.RequestException, ValueError, AttributeError) as exc:
             log.warning("backend %s: cannot list models: %s", self.name, exc)
         return [model_entry(model, self.name) for model in self.settings.models]
+
+
+def _not_a_plain_event_stream(headers: Any) -> str | None:
+    if not headers.get("Content-Type", "").startswith("text/event-stream"):
+        return "did not answer with an event stream"
+    encoding = headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return f"sent its event stream with Content-Encoding '{encoding}' (identity was asked)"
+    return None
 
 
 def model_entry(model_id: str, owner: str) -> dict[str, Any]:

@@ -1,11 +1,7 @@
-"""Reading a backend's server-sent events as they arrive, with a bounded buffer."""
+"""Server-sent events as they arrive: bytes in, `data:` payloads out, bounded lines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-READ_SIZE = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 DONE = "[DONE]"
 
@@ -14,31 +10,40 @@ class SSEError(ValueError):
     """The backend's stream is not readable as server-sent events."""
 
 
-def iter_sse_data(raw: Any, max_line: int = MAX_LINE_BYTES) -> Iterator[str]:
-    """Yield each `data:` payload of the stream until `[DONE]` or the end.
+class SSEParser:
+    """Split whatever bytes have arrived into the `data:` payloads they complete.
 
-    `read1` returns whatever has arrived, so small events are not held back
-    waiting for a full buffer (iter_lines would wait for 512 bytes).
+    A partial line waits for the next `feed`; one longer than `max_line`
+    is an error, so a backend cannot make the gateway buffer without end.
+    After `data: [DONE]` the parser is `done` and ignores the rest.
     """
-    pending = b""
-    while True:
-        chunk = raw.read1(READ_SIZE)
-        if not chunk:
-            return
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self.max_line = max_line
+        self.pending = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> list[str]:
+        """Return the payloads of the lines that `data` completes."""
+        if self.done:
+            return []
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        payloads = []
         for line in lines:
-            data = _data_of(line)
-            if data == DONE:
-                return
-            if data is not None:
-                yield data
-        if len(pending) > max_line:
-            raise SSEError(f"backend sent a line longer than {max_line} bytes")
+            if len(line) > self.max_line:
+                raise SSEError(f"backend sent a line longer than {self.max_line} bytes")
+            payload = _data_of(line)
+            if payload == DONE:
+                self.done = True
+                return payloads
+            if payload is not None:
+                payloads.append(payload)
+        if len(self.pending) > self.max_line:
+            raise SSEError(f"backend sent a line longer than {self.max_line} bytes")
+        return payloads
 
 
 def _data_of(line: bytes) -> str | None:
-    line = line.rstrip(b"\r")
     if not line.startswith(b"data:"):
         return None
     return line[5:].strip().decode("utf-8", errors="replace")

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from app.backends.heartbeat import Heartbeat
 from app.errors import InvalidRequest, NotFound
 from app.services.prepare import Prepared
 from app.services.streaming import Upstream, stream_events
@@ -55,8 +54,8 @@ def _run(prepared: Prepared, client_key: str | None, wake_seconds: float) -> Non
     try:
         with db.connection_context():
             responses.set_response(prepared.response)
-        upstream = Upstream(prepared, client_key)
-        chunks = iter(Heartbeat(upstream, wake_seconds))
+        upstream = Upstream(prepared, client_key, wake_seconds)
+        chunks = iter(upstream)
         events = stream_events(prepared, upstream, chunks, cancelled=_cancel_check(response_id))
         _record(response_id, events)
     except Exception:

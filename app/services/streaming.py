@@ -1,21 +1,23 @@
 """Use case: a streamed response, from the backend's chunks to the client's events.
 
-The backend call runs in a reader (a greenlet under gevent) so the stream
-never goes silent: while the backend thinks, a `response.in_progress`
-event goes out every `keepalive_seconds`. Errors before the backend
-answered become an HTTP error; later ones end the stream in
-`response.failed`. A client that goes away closes the backend call at
-once, and the response is stored as cancelled with what was produced.
+The stream never goes silent: while the backend thinks, a
+`response.in_progress` event goes out every `keepalive_seconds`. Until
+the backend's headers arrive the call runs in a thread (a greenlet under
+gevent) that the relay waits on; after that the relay reads the body
+itself, waking at the same interval. Errors before the backend answered
+become an HTTP error; later ones end the stream in `response.failed`. A
+client that goes away closes the backend call at once, and the response
+is stored as cancelled with what was produced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.backends import ChatStream
-from app.backends.heartbeat import Heartbeat
+from app.backends import CallHandle, ChatStream
 from app.errors import BadGateway, GatewayError, StoreError
 from app.protocol.stream import StreamError, StreamTranslator
 from app.services.prepare import Prepared, persist
@@ -24,34 +26,64 @@ OPENED = object()
 
 
 class Upstream:
-    """The backend call, opened by whoever iterates it, closable from anywhere."""
+    """The backend call: iterate it for OPENED then payloads, with None while it is silent.
 
-    def __init__(self, prepared: Prepared, client_key: str | None) -> None:
+    It can be closed from anywhere: while the call still waits for the
+    backend's headers, its socket is cut.
+    """
+
+    def __init__(self, prepared: Prepared, client_key: str | None, wake_every: float) -> None:
         self.prepared = prepared
         self.client_key = client_key
+        self.wake_every = wake_every
         self.stream: ChatStream | None = None
+        self.error: BaseException | None = None
         self.closed = False
+        self.opened = threading.Event()
+        self.handle = CallHandle()
+        self.lock = threading.Lock()
 
     def __iter__(self) -> Iterator[Any]:
-        self.stream = self.prepared.backend.stream(self.prepared.chat.body, self.client_key)
-        if self.closed:
-            self.stream.close()
+        threading.Thread(target=self._open, name="upstream-open", daemon=True).start()
+        while not self.opened.wait(self.wake_every):
+            yield None
+        if self.error is not None and not self.closed:
+            raise self.error
+        if self.stream is None:  # closed while opening
             return
         yield OPENED
-        yield from self.stream
+        yield from self.stream.payloads(self.wake_every)
+
+    def _open(self) -> None:
+        backend, body = self.prepared.backend, self.prepared.chat.body
+        try:
+            stream = backend.stream(body, self.client_key, self.handle)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self.error = exc
+        else:
+            with self.lock:
+                if self.closed:
+                    stream.close()
+                else:
+                    self.stream = stream
+        finally:
+            self.opened.set()
 
     def close(self) -> None:
-        self.closed = True
-        if self.stream is not None:
-            self.stream.close()
+        with self.lock:
+            self.closed = True
+            if self.stream is not None:
+                self.stream.close()
+            elif not self.opened.is_set():
+                self.handle.cut()
 
 
 def open_stream(
     prepared: Prepared, client_key: str | None, keepalive_seconds: float
 ) -> Iterator[dict[str, Any]]:
     """Start the backend call; raise its error if it fails before the keep-alive interval."""
-    upstream = Upstream(prepared, client_key)
-    chunks = iter(Heartbeat(upstream, keepalive_seconds))
+    upstream = Upstream(prepared, client_key, keepalive_seconds)
+    chunks = iter(upstream)
     try:
         next(chunks)  # OPENED, or None when the backend is slow to answer at all
     except BaseException:

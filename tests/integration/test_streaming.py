@@ -8,7 +8,9 @@ as a client would drive them.
 
 from __future__ import annotations
 
+import gzip
 import json
+from dataclasses import replace
 from itertools import groupby
 
 import openai
@@ -256,4 +258,39 @@ def test_store_false_stream_is_not_retrievable(app, sdk, backend):
     with pytest.raises(openai.NotFoundError) as caught:
         sdk.responses.retrieve(streamed.response.id)
     assert_openai_error(caught.value, 404)
+    assert_nothing_stored(app)
+
+
+# --- the backend connection -----------------------------------------------------
+
+
+def test_a_finished_stream_gives_its_backend_connection_back(sdk, backend):
+    for answer in ("First.", "Second.", "Third."):
+        backend.enqueue(replace(fb.text(answer), keep_alive=True))
+    answers = [stream(sdk, input="Hi").response.output_text for _ in range(3)]
+    assert answers == ["First.", "Second.", "Third."]
+    ports = {request.client_port for request in backend.requests}
+    assert len(ports) == 1, "each stream opened a new backend connection"
+
+
+def test_a_stream_cut_by_the_backend_does_not_poison_the_next_call(sdk, backend):
+    backend.enqueue(replace(fb.cut("a partial answer", after_chunks=2), keep_alive=True))
+    backend.enqueue(replace(fb.text("Fresh."), keep_alive=True))
+    assert stream(sdk, input="Hi").types[-1] == "response.failed"
+    assert stream(sdk, input="Again").response.output_text == "Fresh."
+
+
+def test_streams_are_asked_for_without_content_encoding(sdk, backend):
+    stream(sdk, input="Hi")
+    assert backend.requests[-1].headers["accept-encoding"] == "identity"
+
+
+def test_a_compressed_event_stream_is_a_502_and_nothing_is_stored(app, sdk, backend):
+    body = gzip.compress(b'data: {"choices": []}\n\ndata: [DONE]\n\n')
+    headers = {"Content-Encoding": "gzip"}
+    backend.enqueue(fb.raw(200, body, "text/event-stream", headers))
+    with pytest.raises(openai.APIStatusError) as caught:
+        stream(sdk, input="Hi")
+    error = assert_openai_error(caught.value, 502)
+    assert "Content-Encoding 'gzip'" in error["message"]
     assert_nothing_stored(app)

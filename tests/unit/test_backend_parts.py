@@ -1,42 +1,34 @@
-"""The pure parts of the backend layer: the SSE reader and the circuit breaker.
+"""The pure parts of the backend layer: body framing, the SSE parser, the circuit breaker.
 
-`iter_sse_data` is fed by a scripted stand-in for urllib3's raw response
-(only `read1` is used); `CircuitBreaker` runs on a hand-moved clock.
+`BodyDecoder` and `SSEParser` are fed bytes as a socket would hand them
+over, split anywhere; `CircuitBreaker` runs on a hand-moved clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 
+from app.backends.body import BodyDecoder, BodyError
 from app.backends.breaker import CircuitBreaker
-from app.backends.sse import SSEError, iter_sse_data
+from app.backends.sse import SSEError, SSEParser
 from app.errors import BackendUnavailable
-
-MAX_READS = 10_000
-
-
-class ScriptedRaw:
-    """Answers each `read1` with the next scripted chunk, then b"" (end of stream)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self.chunks = iter(chunks)
-        self.reads = 0
-
-    def read1(self, size: int) -> bytes:
-        self.reads += 1
-        assert self.reads <= MAX_READS, "the reader does not stop"
-        chunk = next(self.chunks, b"")
-        assert len(chunk) <= size
-        return chunk
 
 
 def data_of(*chunks: bytes, **kwargs) -> list[str]:
-    return list(iter_sse_data(ScriptedRaw(chunks), **kwargs))
+    parser = SSEParser(**kwargs)
+    return [payload for chunk in chunks for payload in parser.feed(chunk)]
 
 
-# --- iter_sse_data ------------------------------------------------------------
+def chunked(*pieces: bytes, trailer: bytes = b"") -> bytes:
+    body = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    return body + b"0\r\n" + trailer + b"\r\n"
+
+
+def decoded(decoder: BodyDecoder, data: bytes, step: int) -> bytes:
+    return b"".join(decoder.feed(data[i : i + step]) for i in range(0, len(data), step))
+
+
+# --- SSEParser ----------------------------------------------------------------
 
 
 def test_one_event_per_data_line():
@@ -74,14 +66,18 @@ def test_data_without_space_after_colon():
     assert data_of(b'data:{"a":1}\n\n') == ['{"a":1}']
 
 
-def test_done_stops_reading():
-    raw = ScriptedRaw([b"data: one\n\ndata: [DONE]\n\n", b"data: after\n\n", b"data: more\n\n"])
-    assert list(iter_sse_data(raw)) == ["one"]
-    assert raw.reads == 1
+def test_done_ends_the_stream_and_later_data_is_ignored():
+    parser = SSEParser()
+    assert parser.feed(b"data: one\n\ndata: [DONE]\n\ndata: after\n\n") == ["one"]
+    assert parser.done
+    assert parser.feed(b"data: more\n\n") == []
 
 
-def test_end_of_stream_without_done_ends_quietly():
-    assert data_of(b"data: one\n\n", b"data: two\n\n") == ["one", "two"]
+def test_a_partial_line_waits_for_the_rest():
+    parser = SSEParser()
+    assert parser.feed(b"data: one\n\ndata: tw") == ["one"]
+    assert not parser.done
+    assert parser.feed(b"o\n\n") == ["two"]
 
 
 def test_multibyte_utf8_split_across_reads():
@@ -95,17 +91,95 @@ def test_line_longer_than_the_limit_raises():
         data_of(b"data: " + b"x" * 200, max_line=64)
 
 
-def test_endless_line_raises_after_a_bounded_read():
-    raw = ScriptedRaw(b"x" * 1000 for _ in range(MAX_READS))
+def test_line_over_the_limit_that_ends_in_the_same_read_raises():
+    parser = SSEParser(max_line=64)
+    parser.feed(b"data: " + b"x" * 50)
     with pytest.raises(SSEError):
-        list(iter_sse_data(raw, max_line=10_000))
-    assert raw.reads <= 12
+        parser.feed(b"x" * 50 + b"\n\n")
+
+
+def test_endless_line_raises_after_a_bounded_read():
+    parser = SSEParser(max_line=10_000)
+    fed = 0
+    with pytest.raises(SSEError):
+        while fed < 1000:
+            parser.feed(b"x" * 1000)
+            fed += 1
+    assert fed <= 11
 
 
 def test_long_but_allowed_line_passes():
     payload = "y" * 5000
     chunks = [f"data: {payload}".encode()[i : i + 700] for i in range(0, 5006, 700)]
     assert data_of(*chunks, b"\n\n", max_line=6000) == [payload]
+
+
+# --- BodyDecoder --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 1000])
+def test_chunked_body_is_decoded_however_it_is_split(step):
+    body = chunked(b"data: one\n\n", b"data: two\n\n", b"x" * 300)
+    decoder = BodyDecoder(chunked=True)
+    assert decoded(decoder, body, step) == b"data: one\n\ndata: two\n\n" + b"x" * 300
+    assert decoder.complete
+
+
+def test_chunk_extensions_and_trailers_are_skipped():
+    body = b"5;name=value\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    decoder = BodyDecoder(chunked=True)
+    assert decoder.feed(body) == b"hello"
+    assert decoder.complete
+
+
+def test_chunked_body_is_not_complete_before_its_last_chunk():
+    decoder = BodyDecoder(chunked=True)
+    assert decoder.feed(b"5\r\nhello\r\n0\r\n") == b"hello"
+    assert not decoder.complete
+    assert decoder.feed(b"\r\n") == b""
+    assert decoder.complete
+
+
+def test_bytes_after_the_body_are_not_body():
+    decoder = BodyDecoder(chunked=True)
+    assert decoder.feed(chunked(b"hi") + b"HTTP/1.1 200 OK\r\n") == b"hi"
+    assert decoder.complete
+
+
+@pytest.mark.parametrize("line", [b"zz\r\n", b"-5\r\n", b"\x00\r\n"])
+def test_bad_chunk_size_raises(line):
+    with pytest.raises(BodyError):
+        BodyDecoder(chunked=True).feed(line)
+
+
+def test_endless_chunk_size_line_raises():
+    with pytest.raises(BodyError):
+        BodyDecoder(chunked=True).feed(b"1" * 5000)
+
+
+def test_close_inside_a_chunked_body_raises():
+    decoder = BodyDecoder(chunked=True)
+    decoder.feed(b"5\r\nhel")
+    with pytest.raises(BodyError):
+        decoder.end_of_stream()
+
+
+def test_sized_body_ends_at_its_length():
+    decoder = BodyDecoder(chunked=False, length=8)
+    assert decoder.feed(b"data") == b"data"
+    assert not decoder.complete
+    assert decoder.feed(b": x\n\nextra") == b": x\n"
+    assert decoder.complete
+    with pytest.raises(BodyError):
+        BodyDecoder(chunked=False, length=8).end_of_stream()
+
+
+def test_body_without_length_ends_at_the_close():
+    decoder = BodyDecoder(chunked=False)
+    assert decoder.feed(b"data: one\n\n") == b"data: one\n\n"
+    assert not decoder.complete
+    decoder.end_of_stream()
+    assert decoder.complete
 
 
 # --- CircuitBreaker -----------------------------------------------------------
