@@ -8,7 +8,7 @@ from typing import Any
 
 from app.store.models import StoredConversation, StoredItem, owned_items
 from app.store.responses import dumps, item_rows
-from app.store.writes import writes
+from app.store.writes import insert_rows, writes
 
 ROLE = "conversation"
 
@@ -22,8 +22,7 @@ def create_conversation(
     StoredConversation.insert(
         id=conversation_id, created_at=now, metadata=dumps(metadata)
     ).execute()
-    if items:
-        StoredItem.insert_many(item_rows(conversation_id, ROLE, items, now)).execute()
+    insert_rows(StoredItem, item_rows(conversation_id, ROLE, items, now))
     return conversation_object(conversation_id, now, metadata)
 
 
@@ -66,8 +65,7 @@ def delete_conversation(conversation_id: str) -> bool:
 @writes
 def add_items(conversation_id: str, items: list[dict[str, Any]]) -> None:
     """Append items to a conversation."""
-    if items:
-        StoredItem.insert_many(item_rows(conversation_id, ROLE, items, int(time.time()))).execute()
+    insert_rows(StoredItem, item_rows(conversation_id, ROLE, items, int(time.time())))
 
 
 def all_items(conversation_id: str) -> list[dict[str, Any]]:

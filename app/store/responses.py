@@ -23,7 +23,7 @@ from app.store.models import (
     db,
     owned_items,
 )
-from app.store.writes import writes
+from app.store.writes import insert_rows, writes
 
 CHAIN_SQL = """
 WITH RECURSIVE chain(id, prev, depth) AS (
@@ -78,9 +78,8 @@ def start_response(
 @writes
 def _insert(response_row: dict[str, Any], items: list[dict[str, Any]]) -> None:
     """Rows are built before the transaction: the write lock is held only to insert."""
-    StoredResponse.insert(**response_row).execute()
-    if items:
-        StoredItem.insert_many(items).execute()
+    insert_rows(StoredResponse, [response_row])
+    insert_rows(StoredItem, items)
 
 
 def finish_response(
@@ -100,8 +99,7 @@ def _finish(response_id: str, status: str, body: str, items: list[dict[str, Any]
     StoredResponse.update(status=status, body=body).where(
         StoredResponse.id == response_id
     ).execute()
-    if items:
-        StoredItem.insert_many(items).execute()
+    insert_rows(StoredItem, items)
 
 
 def set_response(response: dict[str, Any]) -> None:
@@ -158,8 +156,7 @@ def append_events(response_id: str, events: list[dict[str, Any]]) -> None:
         }
         for event in events
     ]
-    if rows:
-        StoredEvent.insert_many(rows).execute()
+    insert_rows(StoredEvent, rows)
 
 
 def events_after(response_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
