@@ -16,7 +16,7 @@ from app.services.prepare import Gateway
 def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
     """Build the app from settings (defaults <- YAML <- env <- `overrides`)."""
     settings = settings or load_settings(overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.json_logs)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -32,12 +33,40 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at `level`, with key masking on the root handler."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; a record's `fields` (see `log_event`) become its keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        entry.update(fields if isinstance(fields, dict) else {"message": record.getMessage()})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def log_event(logger: logging.Logger, event: str, fields: dict, json_logs: bool) -> None:
+    """Log `event` with its fields at INFO: `event key=value …`, or keys of the JSON line."""
+    if json_logs:
+        entry = {"event": event, **fields}
+        logger.info(json.dumps(entry), extra={"fields": entry})
+    else:
+        logger.info(" ".join([event, *(f"{key}={value}" for key, value in fields.items())]))
+
+
+def configure_logging(level: str, json_logs: bool = False) -> None:
+    """Log to stderr at `level` (text or JSON lines), with key masking on the root handler."""
     root = logging.getLogger()
-    if not any(isinstance(f, MaskingFilter) for h in root.handlers for f in h.filters):
+    ours = [h for h in root.handlers if any(isinstance(f, MaskingFilter) for f in h.filters)]
+    if not ours:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler.addFilter(MaskingFilter())
         root.addHandler(handler)
+        ours = [handler]
+    for handler in ours:
+        handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(LOG_FORMAT))
     root.setLevel(level.upper())

@@ -8,7 +8,6 @@ leave, so durations, tokens and status are those of the whole stream.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -25,6 +24,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from app.logs import log_event
 
 log = logging.getLogger("gateway.requests")
 
@@ -113,10 +114,7 @@ class RequestRecord:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
         }
-        if json_logs:
-            log.info(json.dumps({"event": "request_completed", **fields}))
-        else:
-            log.info("request_completed " + " ".join(f"{k}={v}" for k, v in fields.items()))
+        log_event(log, "request_completed", fields, json_logs)
 
 
 def watch_stream(

@@ -20,6 +20,11 @@ DEFAULT_PAGE = 20
 def json_body(empty: Any = None) -> Any:
     """Return the parsed JSON body (`empty` if there is none and that is allowed)."""
     data = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # A chunked body is cut at the limit without a word; reading on past
+        # it makes werkzeug raise its 413.
+        request.stream.read(1)
     if empty is not None and not data:
         return empty
     try:

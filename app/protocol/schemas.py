@@ -40,6 +40,15 @@ HOSTED_TOOLS = (
 )
 
 
+class FullMatch(validate.Regexp):
+    """A pattern the whole value must match (`$` alone lets a trailing newline through)."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class Anything(fields.Raw):
     """A field that accepts any JSON value (checked elsewhere or passed through)."""
 
@@ -313,14 +322,14 @@ class InputField(StringOrList):
 
 
 class FunctionTool(Lenient):
-    name = Text(required=True, validate=validate.Regexp(TOOL_NAME_PATTERN))
+    name = Text(required=True, validate=FullMatch(TOOL_NAME_PATTERN))
     description = Text(allow_none=True)
     parameters = fields.Dict(allow_none=True)
     strict = Flag(allow_none=True)
 
 
 class CustomTool(Lenient):
-    name = Text(required=True, validate=validate.Regexp(TOOL_NAME_PATTERN))
+    name = Text(required=True, validate=FullMatch(TOOL_NAME_PATTERN))
     description = Text(allow_none=True)
     format = fields.Dict(allow_none=True)
 
@@ -391,9 +400,7 @@ class CreateResponseRequest(Schema):
         required=True,
         validate=[
             validate.Length(min=1, max=MAX_MODEL_NAME),
-            validate.Regexp(
-                MODEL_NAME_PATTERN, error="Must not contain spaces or control characters."
-            ),
+            FullMatch(MODEL_NAME_PATTERN, error="Must not contain spaces or control characters."),
         ],
     )
     input = InputField()
