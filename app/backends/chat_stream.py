@@ -85,7 +85,7 @@ class ChatStream:
             self._drain()
         raw = self.response.raw
         if self.decoder.complete and self.reusable:
-            raw._fp.close()  # http.client's response: its body is over
+            raw._fp.close()  # http.client's response: its body is over (if not closed yet)
             raw.release_conn()
             return
         if self.sock is not None:
@@ -96,10 +96,22 @@ class ChatStream:
     def _read(self) -> bytes:
         if self.buffered is not None:
             buffered, self.buffered = self.buffered, None
-            # One raw read at most, and only when nothing is buffered: so a
-            # timeout here leaves nothing behind in http.client's buffer.
-            return buffered.read1(READ_SIZE)
+            try:
+                # One raw read at most, and only when nothing is buffered: so
+                # a timeout here leaves nothing behind in http.client's buffer.
+                return buffered.read1(READ_SIZE)
+            finally:
+                self._let_go_of_http_client()
         return self.sock.recv(READ_SIZE)  # type: ignore[union-attr]
+
+    def _let_go_of_http_client(self) -> None:
+        """Free http.client's response and its 8 KB buffer for the rest of a long stream.
+
+        Only while urllib3's connection still holds the socket: a backend that
+        said `Connection: close` handed its socket to that response alone.
+        """
+        if self.reusable:
+            self.response.raw._fp.close()
 
     def _drain(self) -> None:
         """Read the end of a body whose last event came (a few bytes), briefly."""
