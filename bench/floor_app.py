@@ -2,8 +2,11 @@
 
 One bare view forwards a string `input` to the backend through one pooled
 `requests.Session` and wraps the answer in a response object: no
-validation, no translation of items, no storage. Run it under the same
-gunicorn settings as the gateway:
+validation, no translation of items, no storage. With `stream: true` it
+relays the backend's bytes as they arrive (what urllib3 hands over, one
+write each) and ends with a `response.completed` event: the stack's own
+cost per streamed token. Run it under the same gunicorn settings as the
+gateway:
 
     OPENAI_API_ENDPOINT=http://127.0.0.1:9000/v1 gunicorn -c gunicorn.conf.py bench.floor_app:app
 """
@@ -15,9 +18,11 @@ import time
 import uuid
 
 import requests
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from requests.adapters import HTTPAdapter
 
+READ_SIZE = 64 * 1024
+COMPLETED = b'event: response.completed\ndata: {"type":"response.completed"}\n\n'
 POOL_SIZE = 100  # the gateway's default backend pool size, for a like-for-like floor
 TIMEOUT = (10.0, 600.0)
 
@@ -31,6 +36,9 @@ session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
 def create():
     body = request.get_json()
     chat = {"model": body["model"], "messages": [{"role": "user", "content": body["input"]}]}
+    if body.get("stream"):
+        reply = session.post(chat_url, json={**chat, "stream": True}, timeout=TIMEOUT, stream=True)
+        return Response(relay(reply), mimetype="text/event-stream")
     answer = session.post(chat_url, json=chat, timeout=TIMEOUT).json()
     message = {
         "id": f"msg_{uuid.uuid4().hex}",
@@ -56,3 +64,10 @@ def create():
             "usage": answer.get("usage"),
         }
     )
+
+
+def relay(reply: requests.Response):
+    with reply:
+        while chunk := reply.raw.read1(READ_SIZE):
+            yield chunk
+    yield COMPLETED

@@ -33,8 +33,9 @@ def progress_line(row: dict) -> str:
 
 def scale_line(row: dict) -> str:
     return (
-        f"scale {row['streams']}: completed={row['completed']} errors={row['errors']} "
-        f"peak open={row['peak_open_at_backend']} {row['kb_per_stream']} KB/stream"
+        f"scale {row.get('target', 'gateway')} {row['streams']}: completed={row['completed']} "
+        f"errors={row['errors']} peak open={row['peak_open_at_backend']} "
+        f"{row['kb_per_stream']} KB/stream {row.get('cpu_us_per_token', '-')} us CPU/token"
     )
 
 
@@ -109,7 +110,7 @@ def targets(results: dict) -> list[list[Any]]:
         ]
     )
     for row in results.get("scale", []):
-        if row["streams"] == SCALE_STREAMS:
+        if row["streams"] == SCALE_STREAMS and row.get("target", "gateway") == "gateway":
             all_done = row["errors"] == 0 and row["completed"] == row["streams"]
             held = row["peak_open_at_backend"] >= HELD_SHARE * row["streams"]
             rows.append(
@@ -236,10 +237,12 @@ def profile_section(profiles: dict) -> str:
 
 def scale_section(rows: list[dict]) -> str:
     return _table(
-        ["streams", "worker_connections", "completed", "errors", "peak open", "RSS before MB"]
-        + ["RSS peak MB", "KB/stream", "p50 s", "TTFB p50 ms", "CPU (gateway / backend / loadgen)"],
+        ["target", "streams", "worker_connections", "completed", "errors", "peak open"]
+        + ["RSS before MB", "RSS peak MB", "KB/stream", "p50 s (nominal)", "TTFB p50 ms"]
+        + ["CPU µs/token", "CPU (target / backend / loadgen)"],
         [
             [
+                row.get("target", "gateway"),
                 row["streams"],
                 row["worker_connections"],
                 row["completed"],
@@ -248,8 +251,9 @@ def scale_section(rows: list[dict]) -> str:
                 f"{row['rss_before_kb'] / 1024:.0f}",
                 f"{row['rss_peak_kb'] / 1024:.0f}",
                 row["kb_per_stream"],
-                f"{row['latency_ms']['p50'] / 1000:.1f}",
+                f"{row['latency_ms']['p50'] / 1000:.1f} ({row.get('nominal_s', '-')})",
                 row["ttfb_ms"]["p50"],
+                row.get("cpu_us_per_token", "-"),
                 " / ".join(f"{value:.0f}%" for value in row["cpu_pct"].values()),
             ]
             for row in rows

@@ -49,9 +49,11 @@ CONVERSATION_BATCH = 20
 # Connections are opened a few ms apart: in a burst, the gevent worker that wakes
 # first accepts them all, and one core does the work of two for the whole run.
 RAMP_PER_CONNECTION = 0.004
-# Long streams are opened at this rate, below what 2 workers can set up, so
-# that all of them are open at once (they last ~0.3 s per token).
+# Long streams are opened at this rate; they last ~0.3 s per token, long
+# enough (150 tokens) that the last is open before the first ends.
 SCALE_OPEN_RATE = 400
+SCALE_TOKEN_SECONDS = 0.3  # the mean of 100-500 ms between tokens
+SECTIONS = ("throughput", "profile", "growth", "memory", "scale")
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,11 @@ MODES = {
     "quick": Mode(
         "quick",
         CONCURRENCIES,
-        duration=4.0,
-        warmup=1.0,
-        repeats=1,
+        duration=2.5,
+        warmup=0.5,
+        repeats=3,
         scale_streams=(100, 1000, 5000),
-        scale_tokens=60,
+        scale_tokens=150,
         growth_depths=(1, 10, 100, 500),
         growth_requests=20,
         rss_checkpoints=(5_000, 20_000),
@@ -95,7 +97,7 @@ MODES = {
         warmup=2.0,
         repeats=3,
         scale_streams=(100, 1000, 5000),
-        scale_tokens=60,
+        scale_tokens=150,
         growth_depths=(1, 10, 100, 500),
         growth_requests=50,
         rss_checkpoints=(10_000, 100_000),
@@ -200,33 +202,34 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def throughput(mode: Mode, backend: Service, floor: Service, gateway: Service) -> list[dict]:
-    """Every target at every concurrency, interleaved so drift hits all alike."""
+    """Every target at every concurrency; repeats go round all targets, so drift hits all alike."""
     where = {"direct": backend, "direct stream": backend, "floor": floor}
     rows = []
     for concurrency in mode.concurrencies:
-        for target in TARGETS.values():
-            service = where.get(target.name, gateway)
-            watch = [] if service is backend else [backend]
-            before = backend_stats(backend)
-            runs = [
-                load(
-                    service,
-                    target,
-                    concurrency,
-                    duration=mode.duration,
-                    warmup=mode.warmup,
-                    ramp=min(concurrency * RAMP_PER_CONNECTION, mode.warmup * 0.8),
-                    watch=watch,
+        runs: dict[str, list[dict]] = {name: [] for name in TARGETS}
+        connections: dict[str, list[int]] = {name: [0, 0] for name in TARGETS}
+        for _ in range(mode.repeats):
+            for target in TARGETS.values():
+                service = where.get(target.name, gateway)
+                before = backend_stats(backend)
+                runs[target.name].append(
+                    load(
+                        service,
+                        target,
+                        concurrency,
+                        duration=mode.duration,
+                        warmup=mode.warmup,
+                        ramp=min(concurrency * RAMP_PER_CONNECTION, mode.warmup * 0.8),
+                        watch=[] if service is backend else [backend],
+                    )
                 )
-                for _ in range(mode.repeats)
-            ]
-            after = backend_stats(backend)
-            row = {"target": target.name, "concurrency": concurrency, **median_run(runs)}
-            row["upstream_connections_per_request"] = round(
-                (after["connections"] - before["connections"])
-                / max(after["requests"] - before["requests"], 1),
-                3,
-            )
+                after = backend_stats(backend)
+                connections[target.name][0] += after["connections"] - before["connections"]
+                connections[target.name][1] += after["requests"] - before["requests"]
+        for name, target_runs in runs.items():
+            opened, served = connections[name]
+            row = {"target": name, "concurrency": concurrency, **median_run(target_runs)}
+            row["upstream_connections_per_request"] = round(opened / max(served, 1), 3)
             rows.append(row)
             print(report.progress_line(row), flush=True)
     return rows
@@ -327,70 +330,83 @@ def profile_gateway(mode: Mode, out: Path, gateway: Service) -> dict:
 
 
 def scale(mode: Mode, workdir: Path, backend: Service) -> list[dict]:
-    """Hold N long streams at once on a fresh gateway each; memory per stream, errors."""
+    """Hold N long streams at once on a fresh gateway each; memory per stream, errors, CPU.
+
+    The floor app relays the same streams at the middle N: the stack's own
+    CPU per token, next to the gateway's.
+    """
     rows = []
-    model = f"bench-tick-100-500-{mode.scale_tokens}"
+    floor_at = mode.scale_streams[len(mode.scale_streams) // 2]
+    runs = [("gateway", "wsgi:app", count) for count in mode.scale_streams]
+    runs.insert(mode.scale_streams.index(floor_at) + 1, ("floor", "bench.floor_app:app", floor_at))
+    for name, app, count in runs:
+        rows.append(_hold_streams(mode, workdir, backend, name, app, count))
+        print(report.scale_line(rows[-1]), flush=True)
+    return rows
+
+
+def _hold_streams(
+    mode: Mode, workdir: Path, backend: Service, name: str, app: str, count: int
+) -> dict:
     target = Target(
         "long stream",
         "/v1/responses",
-        {"model": model, "input": PROMPT, "stream": True},
+        {"model": f"bench-tick-100-500-{mode.scale_tokens}", "input": PROMPT, "stream": True},
         GATEWAY_STREAM_DONE,
         True,
     )
     warm = Target(
         "warm", "/v1/responses", TARGETS["gateway stream"].body, GATEWAY_STREAM_DONE, True
     )
-    for count in mode.scale_streams:
-        per_worker = max(1000, count + 100)  # gevent accepts unevenly: one worker may take most
-        gateway = start_gunicorn(
-            f"gateway-scale-{count}",
-            "wsgi:app",
-            workdir,
-            backend,
-            {"GATEWAY_WORKER_CONNECTIONS": str(per_worker)},
+    per_worker = max(1000, count + 100)  # gevent accepts unevenly: one worker may take most
+    service = start_gunicorn(
+        f"{name}-scale-{count}",
+        app,
+        workdir,
+        backend,
+        {"GATEWAY_WORKER_CONNECTIONS": str(per_worker)},
+    )
+    try:
+        load(service, warm, 16, duration=2, requests=400)
+        time.sleep(0.5)
+        rss_before = service.workers_rss_kb()
+        backend_stats(backend, reset=True)
+        sampler = Sampler(service, backend)
+        sampler.start()
+        ramp = max(1.0, count / SCALE_OPEN_RATE)
+        cpu_before = service.cpu_seconds()
+        result = load(
+            service,
+            target,
+            count,
+            duration=ramp + SCALE_TOKEN_SECONDS * mode.scale_tokens * 4,
+            requests=count,
+            ramp=ramp,
+            watch=[backend],
         )
-        try:
-            load(gateway, warm, 16, duration=2, requests=400)
-            time.sleep(0.5)
-            rss_before = gateway.workers_rss_kb()
-            backend_stats(backend, reset=True)
-            sampler = Sampler(gateway, backend)
-            sampler.start()
-            ramp = max(1.0, count / SCALE_OPEN_RATE)
-            result = load(
-                gateway,
-                target,
-                count,
-                duration=ramp + 60,
-                requests=count,
-                ramp=ramp,
-                watch=[backend],
-            )
-            sampler.stop()
-            rows.append(
-                {
-                    "streams": count,
-                    "worker_connections": per_worker,
-                    "completed": result["ok"],
-                    "errors": result["errors"],
-                    "error_kinds": result["error_kinds"],
-                    "peak_open_at_backend": sampler.peak_open,
-                    "rss_before_kb": rss_before,
-                    "rss_peak_kb": sampler.peak_rss,
-                    "rss_after_kb": gateway.workers_rss_kb(),
-                    "kb_per_stream": round(
-                        (sampler.peak_rss - rss_before) / max(sampler.peak_open, 1), 1
-                    ),
-                    "latency_ms": result["latency_ms"],
-                    "ttfb_ms": result["ttfb_ms"],
-                    "cpu_pct": {**result["cpu_pct"], "loadgen": _loadgen_pct(result)},
-                    "pool_full_warnings": gateway.log_lines(POOL_FULL_WARNING),
-                }
-            )
-            print(report.scale_line(rows[-1]), flush=True)
-        finally:
-            gateway.stop()
-    return rows
+        cpu = service.cpu_seconds() - cpu_before
+        sampler.stop()
+        return {
+            "target": name,
+            "streams": count,
+            "worker_connections": per_worker,
+            "completed": result["ok"],
+            "errors": result["errors"],
+            "error_kinds": result["error_kinds"],
+            "peak_open_at_backend": sampler.peak_open,
+            "rss_before_kb": rss_before,
+            "rss_peak_kb": sampler.peak_rss,
+            "rss_after_kb": service.workers_rss_kb(),
+            "kb_per_stream": round((sampler.peak_rss - rss_before) / max(sampler.peak_open, 1), 1),
+            "nominal_s": round(SCALE_TOKEN_SECONDS * mode.scale_tokens, 1),
+            "latency_ms": result["latency_ms"],
+            "ttfb_ms": result["ttfb_ms"],
+            "cpu_pct": {**result["cpu_pct"], "loadgen": _loadgen_pct(result)},
+            "cpu_us_per_token": round(1e6 * cpu / max(result["ok"] * mode.scale_tokens, 1)),
+            "pool_full_warnings": service.log_lines(POOL_FULL_WARNING),
+        }
+    finally:
+        service.stop()
 
 
 def _loadgen_pct(result: dict) -> float:
@@ -584,7 +600,15 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--quick", action="store_const", const="quick", dest="mode")
     group.add_argument("--smoke", action="store_const", const="smoke", dest="mode")
     parser.add_argument("--out", type=Path, help="directory for report.md and results.json")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(SECTIONS),
+        help=f"comma-separated sections to run ({','.join(SECTIONS)}); the report needs all",
+    )
     args = parser.parse_args(argv)
+    if not args.only <= set(SECTIONS):
+        parser.error(f"--only takes some of {','.join(SECTIONS)}")
     mode = MODES[args.mode or "full"]
     out = args.out or ROOT / "bench" / "results" / mode.name
     out.mkdir(parents=True, exist_ok=True)
@@ -599,19 +623,26 @@ def main(argv: list[str] | None = None) -> None:
             services.append(floor)
             gateway = start_gunicorn("gateway", "wsgi:app", workdir, backend)
             services.append(gateway)
-            results["throughput"] = throughput(mode, backend, floor, gateway)
-            results["pool_full_warnings"] = gateway.log_lines(POOL_FULL_WARNING)
-            if mode.cross_check:
-                results["cross_check"] = cross_check(mode, workdir, backend, floor)
-            if mode.profile_seconds:
+            if "throughput" in args.only:
+                results["throughput"] = throughput(mode, backend, floor, gateway)
+                results["pool_full_warnings"] = gateway.log_lines(POOL_FULL_WARNING)
+                if mode.cross_check:
+                    results["cross_check"] = cross_check(mode, workdir, backend, floor)
+            if "profile" in args.only and mode.profile_seconds:
                 results["profile"] = profile_gateway(mode, out, gateway)
-            results["growth"] = growth(mode, gateway, backend)
-            results["memory"] = memory_over_time(mode, workdir, backend)
-            results["scale"] = scale(mode, workdir, backend)
+            if "growth" in args.only:
+                results["growth"] = growth(mode, gateway, backend)
+            if "memory" in args.only:
+                results["memory"] = memory_over_time(mode, workdir, backend)
+            if "scale" in args.only:
+                results["scale"] = scale(mode, workdir, backend)
         finally:
             for service in reversed(services):
                 service.stop()
     results["elapsed_s"] = round(time.time() - started, 1)
+    if args.only != set(SECTIONS):
+        print(json.dumps({key: results[key] for key in results if key in args.only}, indent=1))
+        return
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "report.md").write_text(report.render(results))
     print(f"\nreport: {out / 'report.md'} ({results['elapsed_s']:.0f}s)")
