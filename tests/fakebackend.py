@@ -330,9 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         headers = {key.lower(): value for key, value in self.headers.items()}
-        recorded = Recorded(
-            self.command, self.path, headers, body, parsed, self.client_address[1]
-        )
+        recorded = Recorded(self.command, self.path, headers, body, parsed, self.client_address[1])
         self.backend.record(recorded)
         return recorded
 

@@ -104,18 +104,22 @@ def retrieve(sdk: openai.OpenAI, response_id: str) -> dict[str, Any]:
     return body
 
 
-def sse_events(lines: Iterator[str]) -> list[dict[str, Any]]:
-    """Parse `event:`/`data:` frames; each frame's name must match its data's type."""
-    events, name = [], None
+def iter_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Decode SSE frames as they arrive; each frame's `event:` name must match its type."""
+    name = None
     for line in lines:
         if line.startswith("event:"):
             name = line[len("event:") :].strip()
         elif line.startswith("data:"):
             event = json.loads(line[len("data:") :])
             assert name in (None, event["type"]), f"frame name {name} != {event['type']}"
-            events.append(event)
             name = None
-    return events
+            yield event
+
+
+def sse_events(lines: Iterator[str]) -> list[dict[str, Any]]:
+    """Parse all `event:`/`data:` frames (see `iter_events`)."""
+    return list(iter_events(lines))
 
 
 def assert_valid_stream(events: list[dict[str, Any]]) -> Response:

@@ -10,7 +10,6 @@ through `tests/events.py`.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import threading
 import time
@@ -28,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.logs import MaskingFilter
 from tests.conftest import TEST_KEY
 from tests.events import validate_event
-from tests.integration.helpers import MODEL, assert_valid_stream, serve_in_thread
+from tests.integration.helpers import MODEL, assert_valid_stream, iter_events, serve_in_thread
 
 T = TypeVar("T")
 WAIT_SECONDS = 10.0
@@ -90,19 +89,6 @@ class TimedStream:
 
     def seconds_until(self, position: int) -> float:
         return self.arrivals[position] - self.started
-
-
-def iter_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """Decode SSE frames as they arrive; each frame's `event:` name must match its type."""
-    name = None
-    for line in lines:
-        if line.startswith("event:"):
-            name = line[len("event:") :].strip()
-        elif line.startswith("data:"):
-            event = json.loads(line[len("data:") :])
-            assert name in (None, event["type"]), f"frame name {name} != {event['type']}"
-            name = None
-            yield event
 
 
 def timed_stream(sdk: openai.OpenAI, **params: Any) -> TimedStream:
