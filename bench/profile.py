@@ -42,10 +42,11 @@ COSTS = {
     "gunicorn access log (glogging)": ("glogging.py",),
     "metrics (prometheus_client)": ("prometheus_client/",),
     "gunicorn HTTP parse + write": ("gunicorn/http/",),
-    "streaming keep-alive reader: greenlet + queue (app/backends/heartbeat.py)": (
-        "queue.py",
-        "gevent/_threading.py",
-        "gevent/thread.py",
+    "stream body reader: socket, framing, SSE (app/backends/chat_stream.py, body.py, sse.py)": (
+        "ChatStream.payloads",
+    ),
+    "opener thread: the backend call until its headers, requests included (Upstream._open)": (
+        "Upstream._open",
     ),
     "new backend connection per request (connect)": ("_internal_connect", "create_connection"),
     "closing the backend connection (ChatStream.close)": ("ChatStream.close",),
