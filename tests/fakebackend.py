@@ -18,6 +18,7 @@ import math
 import secrets
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -458,7 +459,14 @@ class _Server(ThreadingHTTPServer):
 class FakeBackend:
     """A loopback Chat Completions server whose answers tests script with `enqueue`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, models: list[str] | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: list[str] | None = None,
+        tls: tuple[str, str] | None = None,
+    ):
+        """`tls`: (certificate file, key file) to serve HTTPS instead of HTTP."""
         self.models = list(models or ["fake-model"])
         self.default_reply = text("Hello from the fake backend.")
         self.requests: list[Recorded] = []
@@ -470,7 +478,12 @@ class FakeBackend:
         self._server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
         self.host, self.port = self._server.server_address[:2]
-        self.base_url = f"http://{self.host}:{self.port}/v1"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.base_url = f"{scheme}://{self.host}:{self.port}/v1"
         self.chat_url = f"{self.base_url}/chat/completions"
 
     def start(self) -> FakeBackend:

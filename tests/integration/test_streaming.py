@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
+import subprocess
 from dataclasses import replace
 from itertools import groupby
 
@@ -17,6 +19,7 @@ import openai
 import pytest
 
 from tests import fakebackend as fb
+from tests.conftest import sdk_for
 from tests.events import validate_event
 from tests.integration.helpers import (
     MODEL,
@@ -294,3 +297,32 @@ def test_a_compressed_event_stream_is_a_502_and_nothing_is_stored(app, sdk, back
     error = assert_openai_error(caught.value, 502)
     assert "Content-Encoding 'gzip'" in error["message"]
     assert_nothing_stored(app)
+
+
+@pytest.fixture
+def tls_backend(tmp_path):
+    """A fake backend serving HTTPS with a throwaway self-signed certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (scripts/install-test-tools installs it)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    server = fb.FakeBackend(models=[MODEL], tls=(str(cert), str(key))).start()
+    yield server, cert
+    server.stop()
+
+
+def test_a_tls_backend_streams_and_keeps_its_connection(make_app, tls_backend):
+    server, cert = tls_backend
+    app = make_app(backends=[{"name": "tls", "base_url": server.base_url}])
+    app.extensions["backends"].all[0].session.verify = str(cert)  # trust the test's own cert
+    sdk = sdk_for(app)
+    for answer in ("First.", "Second."):
+        server.enqueue(replace(fb.text(answer), keep_alive=True))
+    assert [stream(sdk, input="Hi").response.output_text for _ in range(2)] == ["First.", "Second."]
+    assert len({request.client_port for request in server.requests}) == 1
