@@ -34,8 +34,9 @@ class ChatStream:
 
     def __init__(self, backend: Backend, response: requests.Response) -> None:
         self.backend = backend
-        self.response = response
-        raw = response.raw
+        # Only urllib3's response is kept: requests' one holds the sent body
+        # (the whole history) and both header sets for as long as the stream.
+        self.raw = raw = response.raw
         # What http.client read ahead with the headers is taken from its
         # buffer once; after that the socket is read directly.
         self.buffered: Any = raw._fp.fp
@@ -83,7 +84,7 @@ class ChatStream:
         """
         if self.parser.done and not self.decoder.complete:
             self._drain()
-        raw = self.response.raw
+        raw = self.raw
         if self.decoder.complete and self.reusable:
             raw._fp.close()  # http.client's response: its body is over (if not closed yet)
             raw.release_conn()
@@ -91,7 +92,8 @@ class ChatStream:
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
-        self.response.close()
+        raw.close()  # closes the connection too: it is not reused
+        raw.release_conn()
 
     def _read(self) -> bytes:
         if self.buffered is not None:
@@ -111,7 +113,7 @@ class ChatStream:
         said `Connection: close` handed its socket to that response alone.
         """
         if self.reusable:
-            self.response.raw._fp.close()
+            self.raw._fp.close()
 
     def _drain(self) -> None:
         """Read the end of a body whose last event came (a few bytes), briefly."""

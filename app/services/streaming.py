@@ -55,12 +55,13 @@ class Upstream:
         yield from self.stream.payloads(self.wake_every)
 
     def _open(self) -> None:
-        backend, body = self.prepared.backend, self.prepared.chat.body
+        chat = self.prepared.chat
         try:
-            stream = backend.stream(body, self.client_key, self.handle)
+            stream = self.prepared.backend.stream(chat.body, self.client_key, self.handle)
         except BaseException as exc:  # handed to the consumer, raised there
             self.error = exc
         else:
+            chat.body = {}  # sent: a long stream need not hold the whole history
             with self.lock:
                 if self.closed:
                     stream.close()
