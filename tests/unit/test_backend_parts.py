@@ -1,15 +1,20 @@
-"""The pure parts of the backend layer: body framing, the SSE parser, the circuit breaker.
+"""The small parts of the backend layer: body framing, the SSE parser, the circuit
+breaker, the handle that cuts a call.
 
 `BodyDecoder` and `SSEParser` are fed bytes as a socket would hand them
-over, split anywhere; `CircuitBreaker` runs on a hand-moved clock.
+over, split anywhere; `CircuitBreaker` runs on a hand-moved clock;
+`CallHandle` cuts one end of a real socket pair.
 """
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from app.backends.body import BodyDecoder, BodyError
 from app.backends.breaker import CircuitBreaker
+from app.backends.inflight import CallHandle
 from app.backends.sse import SSEError, SSEParser
 from app.errors import BackendUnavailable
 
@@ -286,3 +291,39 @@ def test_default_clock_is_monotonic_time():
     breaker = CircuitBreaker(failure_threshold=1, reset_seconds=60.0)
     breaker.record_failure()
     assert breaker.is_open
+
+
+# --- CallHandle ---------------------------------------------------------------
+
+
+@pytest.fixture
+def socket_pair():
+    ours, peer = socket.socketpair()
+    peer.settimeout(2)
+    yield ours, peer
+    ours.close()
+    peer.close()
+
+
+def test_a_cut_shuts_the_attached_socket_down(socket_pair):
+    ours, peer = socket_pair
+    handle = CallHandle()
+    handle.attach(ours)
+    handle.cut()
+    assert handle.was_cut
+    assert peer.recv(1) == b"", "the peer did not see the connection end"
+
+
+def test_a_cut_before_the_socket_is_known_shuts_it_down_on_attach(socket_pair):
+    ours, peer = socket_pair
+    handle = CallHandle()
+    handle.cut()
+    handle.attach(ours)
+    assert peer.recv(1) == b""
+
+
+def test_a_handle_that_is_not_cut_leaves_its_socket_alone(socket_pair):
+    ours, peer = socket_pair
+    CallHandle().attach(ours)
+    ours.sendall(b"x")
+    assert peer.recv(1) == b"x"
