@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
 
 import requests
 from flask import Flask, Response, jsonify, request
@@ -66,7 +67,7 @@ def create():
     )
 
 
-def relay(reply: requests.Response):
+def relay(reply: requests.Response) -> Iterator[bytes]:
     with reply:
         while chunk := reply.raw.read1(READ_SIZE):
             yield chunk
