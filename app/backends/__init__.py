@@ -106,8 +106,7 @@ class Backend:
         With a `handle`, another greenlet can cut the call while it waits for
         the backend's headers; a call cut so is not the backend's failure.
         """
-        with tracked(handle):
-            response = self._post(body, client_key, stream=True, handle=handle)
+        response = self._post(body, client_key, stream=True, handle=handle)
         problem = _not_a_plain_event_stream(response.headers)
         if problem:
             response.close()
@@ -125,14 +124,15 @@ class Backend:
         self.breaker.check(self.name)
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         try:
-            response = self.session.post(
-                self.settings.chat_url,
-                data=data,
-                headers=self.headers(client_key, stream),
-                timeout=self.timeout,
-                stream=stream,
-                proxies=self.proxies,
-            )
+            with tracked(handle):
+                response = self.session.post(
+                    self.settings.chat_url,
+                    data=data,
+                    headers=self.headers(client_key, stream),
+                    timeout=self.timeout,
+                    stream=stream,
+                    proxies=self.proxies,
+                )
         except requests.exceptions.RequestException as exc:
             if handle is not None and handle.was_cut:
                 raise CallCut(f"The call to backend '{self.name}' was cut") from exc
