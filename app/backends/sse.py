@@ -30,17 +30,20 @@ class SSEParser:
         *lines, self.pending = (self.pending + data).split(b"\n")
         payloads = []
         for line in lines:
-            if len(line) > self.max_line:
-                raise SSEError(f"backend sent a line longer than {self.max_line} bytes")
+            self._check_length(line)
             payload = _data_of(line)
             if payload == DONE:
                 self.done = True
                 return payloads
             if payload is not None:
                 payloads.append(payload)
-        if len(self.pending) > self.max_line:
-            raise SSEError(f"backend sent a line longer than {self.max_line} bytes")
+        self._check_length(self.pending)
         return payloads
+
+    def _check_length(self, line: bytes) -> None:
+        """A whole line, or the start of one still arriving, must fit `max_line`."""
+        if len(line) > self.max_line:
+            raise SSEError(f"backend sent a line longer than {self.max_line} bytes")
 
 
 def _data_of(line: bytes) -> str | None:
