@@ -118,22 +118,23 @@ class RequestRecord:
 
 
 def watch_stream(
-    events: Iterator[dict[str, Any]], record: RequestRecord
-) -> Iterator[dict[str, Any]]:
-    """Pass events through, noting the first token, the usage and the outcome."""
+    batches: Iterator[list[dict[str, Any]]], record: RequestRecord
+) -> Iterator[list[dict[str, Any]]]:
+    """Pass batches of events through, noting the first token, the usage and the outcome."""
     ACTIVE_STREAMS.inc()
     try:
-        for event in events:
-            if record.first_token_seconds is None and event["type"] in FIRST_TOKEN_EVENTS:
-                record.first_token_seconds = time.perf_counter() - record.started
-            if event["type"] in TERMINAL_EVENTS:
-                record.take_response(event.get("response"))
-            yield event
+        for batch in batches:
+            for event in batch:
+                if record.first_token_seconds is None and event["type"] in FIRST_TOKEN_EVENTS:
+                    record.first_token_seconds = time.perf_counter() - record.started
+                if event["type"] in TERMINAL_EVENTS:
+                    record.take_response(event.get("response"))
+            yield batch
     finally:
         ACTIVE_STREAMS.dec()
         if record.outcome == "-":
             record.outcome = "disconnected"
-        close = getattr(events, "close", None)
+        close = getattr(batches, "close", None)
         if close is not None:
             close()
 

@@ -51,22 +51,23 @@ def gateway() -> Any:
 
 
 def sse_response(
-    events: Iterable[dict[str, Any]], headers: dict[str, str] | None = None
+    batches: Iterable[list[dict[str, Any]]], headers: dict[str, str] | None = None
 ) -> Response:
-    """Wrap an event generator as `text/event-stream`."""
+    """Wrap a generator of event batches as `text/event-stream`: one write per batch."""
     return Response(
-        _frames(events),
+        _frames(batches),
         mimetype="text/event-stream",
         headers={**SSE_HEADERS, **(headers or {})},
     )
 
 
-def _frames(events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+def _frames(batches: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
     try:
-        for event in events:
-            yield encode_event(event)
+        for batch in batches:
+            if batch:
+                yield b"".join([encode_event(event) for event in batch])
     finally:
-        close = getattr(events, "close", None)
+        close = getattr(batches, "close", None)
         if close:
             close()
 

@@ -45,8 +45,12 @@ class ChatStream:
         self.decoder = BodyDecoder(chunked=raw.chunked, length=raw.length_remaining)
         self.parser = SSEParser()
 
-    def payloads(self, wake_every: float) -> Iterator[str | None]:
-        """Yield each `data:` payload until `[DONE]`; None after each silent `wake_every`."""
+    def payloads(self, wake_every: float) -> Iterator[list[str] | None]:
+        """Yield the `data:` payloads of each read until `[DONE]`; None after a silent `wake_every`.
+
+        One list per read off the socket (often several tokens under load),
+        so the relay can send what one read brought in one write.
+        """
         if self.sock is None:
             raise BadGateway(f"Backend '{self.backend.name}' stream has no connection")
         read_timeout = self.backend.settings.read_timeout
@@ -65,7 +69,9 @@ class ChatStream:
                 if not data:
                     self.decoder.end_of_stream()
                     return
-                yield from self.parser.feed(self.decoder.feed(data))
+                payloads = self.parser.feed(self.decoder.feed(data))
+                if payloads:
+                    yield payloads
         except TimeoutError as exc:
             self.backend.failed("stream_timeout")
             raise BackendTimeout(

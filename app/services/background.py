@@ -17,7 +17,7 @@ from typing import Any
 
 from app.errors import InvalidRequest, NotFound
 from app.services.prepare import Prepared
-from app.services.streaming import Upstream, stream_events
+from app.services.streaming import Events, Upstream, stream_events
 from app.store import db, responses
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,14 @@ def _cancel_check(response_id: str) -> Any:
     return cancelled
 
 
-def _record(response_id: str, events: Iterator[dict[str, Any]]) -> None:
+def _record(response_id: str, batches: Iterator[Events]) -> None:
     """Store events in small batches, and every terminal event at once."""
-    batch: list[dict[str, Any]] = []
+    batch: Events = []
     flushed_at = time.monotonic()
-    for event in events:
-        batch.append(event)
-        if event["type"] in TERMINAL_EVENTS or time.monotonic() - flushed_at >= FLUSH_SECONDS:
+    for events in batches:
+        batch += events
+        ended = bool(events) and events[-1]["type"] in TERMINAL_EVENTS
+        if ended or time.monotonic() - flushed_at >= FLUSH_SECONDS:
             with db.connection_context():
                 responses.append_events(response_id, batch)
             batch, flushed_at = [], time.monotonic()
@@ -114,8 +115,8 @@ def cancel(response_id: str) -> dict[str, Any]:
     return response
 
 
-def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator[dict[str, Any]]:
-    """Yield a background response's events after `starting_after`, until its end.
+def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator[Events]:
+    """Yield a background response's events after `starting_after`, a batch per poll, to its end.
 
     Ends at the terminal event; or when the response is over and no event
     came for `END_GRACE_SECONDS` (its runner died), or none for `idle_limit`.
@@ -125,11 +126,13 @@ def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator
         with db.connection_context():
             events = responses.events_after(response_id, after)
             status = responses.response_status(response_id)
-        for event in events:
-            yield event
-            after = event["sequence_number"]
+        for end, event in enumerate(events, 1):
             if event["type"] in TERMINAL_EVENTS:
+                yield events[:end]
                 return
+        if events:
+            yield events
+            after = events[-1]["sequence_number"]
         idle = time.monotonic() - idle_since
         if events:
             idle_since = time.monotonic()

@@ -16,7 +16,7 @@ from app.errors import NotFound
 from app.protocol.response import from_chat_completion, list_object
 from app.services import background
 from app.services.prepare import Gateway, persist, prepare
-from app.services.streaming import open_stream
+from app.services.streaming import Events, open_stream
 from app.store import responses
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,10 @@ DROPPED_TOOLS_HEADER = "X-Gateway-Dropped-Tools"
 
 @dataclass
 class Created:
-    """The result of creating a response: a body or an event stream, plus headers."""
+    """The result of creating a response: a body or an event stream (in batches), plus headers."""
 
     body: dict[str, Any] | None = None
-    events: Iterator[dict[str, Any]] | None = None
+    events: Iterator[Events] | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,7 +65,7 @@ def get_response(response_id: str) -> dict[str, Any]:
     return background.stored_response(response_id)
 
 
-def follow_response(gateway: Gateway, response_id: str, starting_after: int) -> Iterator[dict]:
+def follow_response(gateway: Gateway, response_id: str, starting_after: int) -> Iterator[Events]:
     """Stream a background response's events again, from `starting_after` on."""
     background.check_followable(response_id)
     return background.follow(response_id, starting_after, gateway.backends.read_timeout)

@@ -1,6 +1,8 @@
 """Use case: a streamed response, from the backend's chunks to the client's events.
 
-The stream never goes silent: while the backend thinks, a
+Events go out in batches: what one read off the backend brought (often
+several tokens under load) is sent to the client in one write. The
+stream never goes silent: while the backend thinks, a
 `response.in_progress` event goes out every `keepalive_seconds`. Until
 the backend's headers arrive the call runs in a thread (a greenlet under
 gevent) that the relay waits on; after that the relay reads the body
@@ -23,10 +25,11 @@ from app.protocol.stream import StreamError, StreamTranslator
 from app.services.prepare import Prepared, persist
 
 OPENED = object()
+Events = list[dict[str, Any]]  # one batch: sent to the client in one write
 
 
 class Upstream:
-    """The backend call: iterate it for OPENED then payloads, with None while it is silent.
+    """The backend call: iterate it for OPENED, then the payloads of each read; None while silent.
 
     It can be closed from anywhere: while the call still waits for the
     backend's headers, its socket is cut.
@@ -81,7 +84,7 @@ class Upstream:
 
 def open_stream(
     prepared: Prepared, client_key: str | None, keepalive_seconds: float
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Events]:
     """Start the backend call; raise its error if it fails before the keep-alive interval."""
     upstream = Upstream(prepared, client_key, keepalive_seconds)
     chunks = iter(upstream)
@@ -98,11 +101,13 @@ def stream_events(
     upstream: Upstream,
     chunks: Iterator[Any],
     cancelled: Callable[[], bool] = lambda: False,
-) -> Iterator[dict[str, Any]]:
-    """Translate the backend stream; store the response before its terminal event.
+) -> Iterator[Events]:
+    """Translate the backend stream into batches of events; store before the terminal event.
 
     `chunks` yields None when the backend has been silent for a while: that
-    becomes a keep-alive event, and a chance to notice `cancelled()`.
+    becomes a keep-alive event, and a chance to notice `cancelled()`. The
+    events that close the output go out with the terminal event, in one
+    write, once the response is stored.
     """
     translator = StreamTranslator(
         prepared.response,
@@ -110,24 +115,29 @@ def stream_events(
         prepared.backend.settings.reasoning_field,
         finalize_item=prepared.seal,
     )
+    batch: Events = []  # what the current read brought: events of a failing read go out too
+    closing: Events = []
     try:
-        yield from translator.start()
-        for data in chunks:
+        yield translator.start()
+        for payloads in chunks:
             if cancelled():
-                yield from translator.cancel()
+                closing = translator.cancel()
                 break
-            if data is None:
-                yield translator.keepalive()
-            elif data is not OPENED:
-                yield from translator.feed_line(data)
+            if payloads is None:
+                yield [translator.keepalive()]
+            elif payloads is not OPENED:
+                for payload in payloads:
+                    batch += translator.feed_line(payload)
+                yield batch
+                batch = []
         else:
             if not translator.finished:
                 raise BadGateway("The backend stream ended before the answer was complete.")
-            yield from translator.finish()
+            closing = translator.finish()
         persist(prepared)
     except (GatewayError, StreamError) as exc:
         error = exc if isinstance(exc, GatewayError) else BadGateway(str(exc))
-        yield from translator.fail(error.to_dict())
+        closing = batch + translator.fail(error.to_dict())
         _persist_quietly(prepared)
     except GeneratorExit:  # the client went away: nobody to send events to
         translator.cancel()
@@ -136,7 +146,7 @@ def stream_events(
     finally:
         upstream.close()
         _close(chunks)
-    yield translator.terminal_event()
+    yield [*closing, translator.terminal_event()]
 
 
 def _close(chunks: Iterator[Any]) -> None:

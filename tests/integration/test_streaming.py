@@ -26,6 +26,8 @@ from tests.integration.helpers import (
     WEATHER_TOOL,
     assert_nothing_stored,
     assert_openai_error,
+    assert_valid_stream,
+    iter_events,
     last_chat,
     retrieve,
     stream,
@@ -326,3 +328,54 @@ def test_a_tls_backend_streams_and_keeps_its_connection(make_app, tls_backend):
         server.enqueue(replace(fb.text(answer), keep_alive=True))
     assert [stream(sdk, input="Hi").response.output_text for _ in range(2)] == ["First.", "Second."]
     assert len({request.client_port for request in server.requests}) == 1
+
+
+def _sse_body(*payloads: str) -> bytes:
+    return b"".join(f"data: {payload}\n\n".encode() for payload in payloads)
+
+
+def _delta_chunk(content: str, finish_reason: str | None = None) -> str:
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish_reason}
+    return json.dumps({"id": "c", "object": "chat.completion.chunk", "choices": [choice]})
+
+
+def _writes_of(client, backend, backend_body: bytes) -> list[list[dict]]:
+    """The events of a stream grouped by the write (chunk of the response) they came in."""
+    backend.enqueue(fb.raw(200, backend_body, "text/event-stream"))
+    response = client.post(
+        "/v1/responses", json={"model": MODEL, "input": "Hi", "stream": True}, buffered=False
+    )
+    assert response.status_code == 200
+    writes = [list(iter_events(chunk.decode().splitlines())) for chunk in response.response]
+    response.close()
+    return writes
+
+
+def test_what_one_backend_read_brings_goes_out_in_one_write(client, backend):
+    # The whole body is sent at once (sized), so the gateway reads it in one go.
+    body = _sse_body(*[_delta_chunk(word) for word in ["one", "two", "three"]])
+    body += _sse_body(_delta_chunk("", "stop"), "[DONE]")
+    writes = _writes_of(client, backend, body)
+    assert [[event["type"] for event in write] for write in writes] == [
+        ["response.created", "response.in_progress"],
+        TEXT_EVENTS[:2] + ["response.output_text.delta"] * 3,
+        TEXT_EVENTS[3:] + ["response.completed"],
+    ]
+    assert_valid_stream([event for write in writes for event in write])
+
+
+def test_a_read_that_breaks_midway_still_sends_what_came_before_the_break(app, client, backend):
+    body = _sse_body(_delta_chunk("Hello"), _delta_chunk(" there"), "{not json")
+    events = [event for write in _writes_of(client, backend, body) for event in write]
+    assert [event["type"] for event in events] == [
+        "response.created",
+        "response.in_progress",
+        *TEXT_EVENTS[:2],
+        "response.output_text.delta",
+        "response.output_text.delta",
+        *TEXT_EVENTS[3:],
+        "response.failed",
+    ]
+    response = assert_valid_stream(events)
+    assert response.output[0].content[0].text == "Hello there"
+    assert retrieve(sdk_for(app), response.id)["status"] == "failed"
