@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,26 +116,33 @@ class RequestRecord:
         log_event(log, "request_completed", fields, json_logs)
 
 
-def watch_stream(
-    batches: Iterator[list[dict[str, Any]]], record: RequestRecord
-) -> Iterator[list[dict[str, Any]]]:
-    """Pass batches of events through, noting the first token, the usage and the outcome."""
-    ACTIVE_STREAMS.inc()
-    try:
-        for batch in batches:
-            for event in batch:
-                if record.first_token_seconds is None and event["type"] in FIRST_TOKEN_EVENTS:
-                    record.first_token_seconds = time.perf_counter() - record.started
-                if event["type"] in TERMINAL_EVENTS:
-                    record.take_response(event.get("response"))
-            yield batch
-    finally:
+class StreamWatch:
+    """Notes a stream's first token, usage and outcome as its batches go out.
+
+    `sse_response` calls `start` when the stream starts, `see` with each
+    batch and `end` once: an observer rather than one more generator around
+    the stream, which every token would pass through (and every waiting
+    stream would keep on its stack).
+    """
+
+    def __init__(self, record: RequestRecord) -> None:
+        self.record = record
+
+    def start(self) -> None:
+        ACTIVE_STREAMS.inc()
+
+    def see(self, batch: list[dict[str, Any]]) -> None:
+        record = self.record
+        for event in batch:
+            if record.first_token_seconds is None and event["type"] in FIRST_TOKEN_EVENTS:
+                record.first_token_seconds = time.perf_counter() - record.started
+            if event["type"] in TERMINAL_EVENTS:
+                record.take_response(event.get("response"))
+
+    def end(self) -> None:
         ACTIVE_STREAMS.dec()
-        if record.outcome == "-":
-            record.outcome = "disconnected"
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+        if self.record.outcome == "-":
+            self.record.outcome = "disconnected"
 
 
 def metrics_payload() -> tuple[bytes, str]:

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, current_app, request
 
 from app.errors import InvalidRequest
+from app.observe import StreamWatch
 from app.protocol.sse import encode_event
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -51,25 +52,33 @@ def gateway() -> Any:
 
 
 def sse_response(
-    batches: Iterable[list[dict[str, Any]]], headers: dict[str, str] | None = None
+    batches: Iterable[list[dict[str, Any]]],
+    headers: dict[str, str] | None = None,
+    watch: StreamWatch | None = None,
 ) -> Response:
     """Wrap a generator of event batches as `text/event-stream`: one write per batch."""
     return Response(
-        _frames(batches),
+        _frames(batches, watch),
         mimetype="text/event-stream",
         headers={**SSE_HEADERS, **(headers or {})},
     )
 
 
-def _frames(batches: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
+def _frames(batches: Iterable[list[dict[str, Any]]], watch: StreamWatch | None) -> Iterator[bytes]:
+    if watch is not None:
+        watch.start()
     try:
         for batch in batches:
+            if watch is not None:
+                watch.see(batch)
             if batch:
                 yield b"".join([encode_event(event) for event in batch])
     finally:
         close = getattr(batches, "close", None)
         if close:
             close()
+        if watch is not None:
+            watch.end()
 
 
 def flag_arg(name: str) -> bool:

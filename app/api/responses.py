@@ -15,7 +15,7 @@ from app.api.http import (
     page_args,
     sse_response,
 )
-from app.observe import watch_stream
+from app.observe import StreamWatch
 from app.protocol.schemas import validate_create_request
 from app.services import responses as service
 
@@ -28,7 +28,7 @@ def create() -> Any:
     g.record.model, g.record.stream = request_body["model"], bool(request_body.get("stream"))
     created = service.create_response(gateway(), request_body, client_key())
     if created.events is not None:
-        return sse_response(watch_stream(created.events, g.record), created.headers)
+        return sse_response(created.events, created.headers, StreamWatch(g.record))
     g.record.take_response(created.body)
     return jsonify(created.body), 200, created.headers
 

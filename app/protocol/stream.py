@@ -33,23 +33,33 @@ TERMINAL_EVENTS = {
 }
 
 
+JOIN_EVERY = 64  # deltas kept apart before an open item's text is joined
+
+
 class StreamError(ValueError):
     """The backend sent a chunk that is not valid Chat Completions JSON."""
 
 
 class _OpenItem:
-    """The one output item currently being streamed."""
+    """The one output item currently being streamed, with its text so far."""
 
     def __init__(self, kind: str, output_index: int, item: dict[str, Any], key: Any = None):
         self.kind = kind
         self.output_index = output_index
         self.item = item
         self.key = key
-        self.buffer: list[str] = []
+        self.pieces: list[str] = []
+
+    def add(self, text: str) -> None:
+        """Keep a delta. Pieces are joined now and then: a token's own string
+        object costs ~50 bytes more than its text, for as long as the stream."""
+        self.pieces.append(text)
+        if len(self.pieces) >= JOIN_EVERY:
+            self.pieces[:] = ["".join(self.pieces)]
 
     @property
     def text(self) -> str:
-        return "".join(self.buffer)
+        return "".join(self.pieces)
 
 
 class StreamTranslator:
@@ -176,7 +186,7 @@ class StreamTranslator:
             events += self._open("reasoning", {**item, "content": [], "status": "in_progress"})
             part = {"type": "reasoning_text", "text": ""}
             events.append(self._part_event("response.content_part.added", part=part))
-        self.current.buffer.append(text)
+        self.current.add(text)
         events.append(self._part_event("response.reasoning_text.delta", delta=text))
         return events
 
@@ -188,7 +198,7 @@ class StreamTranslator:
             events += self._open(kind, {**item, "content": []})
             part = refusal_part("") if refusal else output_text_part("")
             events.append(self._part_event("response.content_part.added", part=part))
-        self.current.buffer.append(text)
+        self.current.add(text)
         if refusal:
             events.append(self._part_event("response.refusal.delta", delta=text))
         else:
@@ -210,7 +220,7 @@ class StreamTranslator:
             events += self._open("tool", item, key=index)
         arguments = function.get("arguments") or ""
         if arguments:
-            self.current.buffer.append(arguments)
+            self.current.add(arguments)
             if self.current.item["type"] == "function_call":
                 events.append(
                     self._item_field_event(

@@ -15,8 +15,9 @@ is stored as cancelled with what was produced.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from app.backends import CallHandle, ChatStream
@@ -47,15 +48,24 @@ class Upstream:
         self.lock = threading.Lock()
 
     def __iter__(self) -> Iterator[Any]:
+        # The body's payloads are chained on, not delegated to by `yield from`:
+        # one generator less for every token to pass through, and for every
+        # waiting stream to keep on its greenlet's stack.
+        return itertools.chain.from_iterable(self._phases())
+
+    def _phases(self) -> Iterator[Iterable[Any]]:
+        yield self._opening()
+        if self.stream is not None:
+            yield self.stream.payloads(self.wake_every)
+
+    def _opening(self) -> Iterator[Any]:
         threading.Thread(target=self._open, name="upstream-open", daemon=True).start()
         while not self.opened.wait(self.wake_every):
             yield None
         if self.error is not None and not self.closed:
             raise self.error
-        if self.stream is None:  # closed while opening
-            return
-        yield OPENED
-        yield from self.stream.payloads(self.wake_every)
+        if self.stream is not None:  # else closed while opening
+            yield OPENED
 
     def _open(self) -> None:
         chat = self.prepared.chat
@@ -145,14 +155,7 @@ def stream_events(
         raise
     finally:
         upstream.close()
-        _close(chunks)
     yield [*closing, translator.terminal_event()]
-
-
-def _close(chunks: Iterator[Any]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
 
 
 def _persist_quietly(prepared: Prepared) -> None:

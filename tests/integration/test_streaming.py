@@ -379,3 +379,14 @@ def test_a_read_that_breaks_midway_still_sends_what_came_before_the_break(app, c
     response = assert_valid_stream(events)
     assert response.output[0].content[0].text == "Hello there"
     assert retrieve(sdk_for(app), response.id)["status"] == "failed"
+
+
+def test_a_long_answer_of_many_small_deltas_comes_back_whole(sdk, backend):
+    words = [f"w{number} " for number in range(300)]  # more deltas than are kept apart
+    backend.enqueue(fb.text("".join(words), chunk_size=3))
+    streamed = stream(sdk, input="Count.")
+    deltas = [event["delta"] for event in streamed.of_type("response.output_text.delta")]
+    assert len(deltas) > 300
+    (done,) = streamed.of_type("response.output_text.done")
+    assert done["text"] == "".join(deltas) == "".join(words)
+    assert retrieve(sdk, streamed.response.id)["output"][0]["content"][0]["text"] == done["text"]
