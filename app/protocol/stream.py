@@ -33,7 +33,7 @@ TERMINAL_EVENTS = {
 }
 
 
-JOIN_EVERY = 64  # deltas kept apart before an open item's text is joined
+JOIN_EVERY = 16  # deltas of an open item kept apart before they are joined
 
 
 class StreamError(ValueError):
@@ -48,18 +48,20 @@ class _OpenItem:
         self.output_index = output_index
         self.item = item
         self.key = key
-        self.pieces: list[str] = []
+        self.blocks: list[str] = []  # deltas joined JOIN_EVERY at a time
+        self.pieces: list[str] = []  # the deltas since
 
     def add(self, text: str) -> None:
-        """Keep a delta. Pieces are joined now and then: a token's own string
-        object costs ~50 bytes more than its text, for as long as the stream."""
+        """Keep a delta. A delta's own string object costs ~50 bytes more than
+        its text, for as long as the stream: so they are joined in groups."""
         self.pieces.append(text)
         if len(self.pieces) >= JOIN_EVERY:
-            self.pieces[:] = ["".join(self.pieces)]
+            self.blocks.append("".join(self.pieces))
+            self.pieces.clear()
 
     @property
     def text(self) -> str:
-        return "".join(self.pieces)
+        return "".join(self.blocks) + "".join(self.pieces)
 
 
 class StreamTranslator:
