@@ -14,6 +14,7 @@ is stored as cancelled with what was produced.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import itertools
 import threading
@@ -59,7 +60,9 @@ class Upstream:
             yield self.stream.payloads(self.wake_every)
 
     def _opening(self) -> Iterator[Any]:
-        threading.Thread(target=self._open, name="upstream-open", daemon=True).start()
+        # A bare thread (a greenlet under gevent): threading.Thread's start
+        # handshake, name and locks cost more than the call's own set-up.
+        _thread.start_new_thread(self._open, ())
         while not self.opened.wait(self.wake_every):
             yield None
         if self.error is not None and not self.closed:

@@ -6,6 +6,7 @@ and the Responses body the client got, validated against the SDK's types.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -273,6 +274,28 @@ def test_backend_key_replaces_the_client_key(make_app, backend):
     headers = backend.requests[-1].headers
     assert headers["authorization"] == f"Bearer {BACKEND_KEY}"
     assert all(TEST_KEY not in value for value in headers.values())
+
+
+def test_a_cookie_one_call_brought_back_rides_on_no_later_call(sdk, backend):
+    # The backend session is shared by every client's calls.
+    completion = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok"},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    cookie = {"Set-Cookie": "session=from-another-client; Path=/"}
+    backend.enqueue(fb.raw(200, json.dumps(completion).encode(), headers=cookie))
+    assert create(sdk, input="Hi").response.output_text == "ok"
+    create(sdk, input="Hi again")
+    assert "cookie" not in backend.requests[-1].headers
 
 
 def test_client_key_never_reaches_the_store(app, sdk, backend):
