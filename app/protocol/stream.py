@@ -52,8 +52,9 @@ class _OpenItem:
         self.pieces: list[str] = []  # the deltas since
 
     def add(self, text: str) -> None:
-        """Keep a delta. A delta's own string object costs ~50 bytes more than
-        its text, for as long as the stream: so they are joined in groups."""
+        """Keep a delta for the item's final text."""
+        # A string object per delta costs ~50 bytes more than its text, for as
+        # long as the stream lasts: so deltas are joined in groups.
         self.pieces.append(text)
         if len(self.pieces) >= JOIN_EVERY:
             self.blocks.append("".join(self.pieces))
