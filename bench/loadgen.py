@@ -166,6 +166,15 @@ def build_request(url: str, body: bytes, stream: bool, key: str = DEFAULT_KEY) -
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+def error_kind(status: int, body: bytes) -> str:
+    """`HTTP 503 store_unavailable`: the status, and the code of an OpenAI error body."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = None
+    return f"HTTP {status} {code}" if isinstance(code, str) else f"HTTP {status}"
+
+
 async def _client(plan: Plan, tally: Tally, index: int, deadline: float) -> None:
     loop = asyncio.get_running_loop()
     if plan.ramp:
@@ -189,7 +198,7 @@ async def _client(plan: Plan, tally: Tally, index: int, deadline: float) -> None
             continue
         done = time.perf_counter()
         if status != 200:
-            tally.errors[f"HTTP {status}"] += 1
+            tally.errors[error_kind(status, body)] += 1
         elif plan.expect and plan.expect not in body:
             tally.errors["incomplete body"] += 1
         elif started >= tally.counted_from:

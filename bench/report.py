@@ -318,6 +318,7 @@ def render(results: dict) -> str:
         f"urllib3 'Connection pool is full' warnings in the gateway log: "
         f"{results.get('pool_full_warnings', 0)}",
         "",
+        *_logged_errors(results.get("gateway_errors_logged") or []),
         ratios_section(results),
     ]
     if "cross_check" in results:
@@ -353,3 +354,10 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _logged_errors(lines: list[str]) -> list[str]:
+    """The ERROR lines the gateway logged during the throughput runs, if any."""
+    if not lines:
+        return ["No ERROR lines in the gateway log.", ""]
+    return ["ERROR lines in the gateway log (first ones):", "", "```", *lines, "```", ""]

@@ -626,6 +626,7 @@ def main(argv: list[str] | None = None) -> None:
             if "throughput" in args.only:
                 results["throughput"] = throughput(mode, backend, floor, gateway)
                 results["pool_full_warnings"] = gateway.log_lines(POOL_FULL_WARNING)
+                results["gateway_errors_logged"] = gateway.error_lines()
                 if mode.cross_check:
                     results["cross_check"] = cross_check(mode, workdir, backend, floor)
             if "profile" in args.only and mode.profile_seconds:

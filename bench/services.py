@@ -115,6 +115,11 @@ class Service:
         with open(self.log_path, errors="replace") as handle:
             return sum(needle in line for line in handle)
 
+    def error_lines(self, limit: int = 20) -> list[str]:
+        """The first lines of this service's output logged at ERROR (tracebacks follow them)."""
+        with open(self.log_path, errors="replace") as handle:
+            return [line.rstrip() for line in handle if _is_error(line)][:limit]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -123,6 +128,10 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _is_error(line: str) -> bool:
+    return " ERROR " in line or "[ERROR]" in line  # the gateway's format, gunicorn's
 
 
 def _rss_kb(pid: int) -> int:

@@ -46,6 +46,7 @@ def test_every_load_point_answered_without_errors(smoke_results: tuple[dict, str
     }
     for row in results["throughput"]:
         assert row["ok"] > 0 and row["errors"] == 0, row
+    assert results["gateway_errors_logged"] == []
 
 
 @pytest.mark.slow
@@ -77,3 +78,4 @@ def test_report_names_the_targets_and_the_database_size(smoke_results: tuple[dic
     assert "## Targets (issue 5)" in report
     assert results["memory"]["database"]["responses"] > 0
     assert "MB per 10k responses" in report
+    assert "No ERROR lines in the gateway log." in report
