@@ -160,7 +160,16 @@ def throughput_section(results: dict) -> str:
                 _upstream(row),
             ]
         )
-    header = ["c", "target", "rps", "p50 ms", "p90 ms", "p99 ms", "TTFB p50 ms", "errors"]
+    header = [
+        "c",
+        "target",
+        "rps",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "TTFB p50 ms",
+        "errors (all rounds)",
+    ]
     header += ["CPU (target / backend)", "per worker %", "upstream conns/request"]
     return _table(header, rows)
 

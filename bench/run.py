@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -195,9 +196,14 @@ def load(
 
 
 def median_run(runs: list[dict]) -> dict:
+    """The run with the median rps; its errors are those of all the runs, so none hide."""
     ordered = sorted(runs, key=lambda r: r["rps"])
     chosen = dict(ordered[len(ordered) // 2])
     chosen["rps_runs"] = [r["rps"] for r in runs]
+    kinds: Counter = Counter()
+    for run in runs:
+        kinds.update(run["error_kinds"])
+    chosen["errors"], chosen["error_kinds"] = sum(kinds.values()), dict(kinds)
     return chosen
 
 
