@@ -31,6 +31,10 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
 }
 POOL_SIZE = 64
+# A request waits this long for a free pooled connection rather than failing
+# at once: writers waiting for SQLite's lock (up to WRITE_DEADLINE, 5 s) each
+# hold one, and a green PostgreSQL query holds one while it waits too.
+POOL_WAIT_SECONDS = 10
 STALE_SECONDS = 300
 CREATE_ATTEMPTS = 3
 
@@ -54,6 +58,7 @@ def open_database(settings: Settings) -> tuple[Any, Any]:
                 port=url.port or 5432,
                 max_connections=POOL_SIZE,
                 stale_timeout=STALE_SECONDS,
+                timeout=POOL_WAIT_SECONDS,
             ),
             None,
         )
@@ -65,6 +70,7 @@ def open_database(settings: Settings) -> tuple[Any, Any]:
         pragmas=SQLITE_PRAGMAS,
         max_connections=POOL_SIZE,
         stale_timeout=STALE_SECONDS,
+        timeout=POOL_WAIT_SECONDS,
         check_same_thread=False,  # pooled: handed between threads, used by one at a time
     )
     return database, None

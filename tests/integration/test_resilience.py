@@ -11,16 +11,19 @@ on a socket (disconnects, timing, concurrency) serve the gateway in a thread
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from itertools import pairwise
 from typing import Any
 
 import openai
+import psycopg
 import pytest
 import requests
 from openai.types.responses import ResponseInProgressEvent
 
+from app import store
 from app.backends.breaker import DEFAULT_RESET_SECONDS
 from app.store.models import StoredResponse, db
 from tests import fakebackend as fb
@@ -532,3 +535,48 @@ def test_a_failed_write_is_a_503_and_leaves_no_half_written_response(make_app, b
     with db.connection_context():
         assert StoredResponse.select().count() == 0  # the transaction was rolled back
     assert http.get("/health").status_code == 200
+
+
+class _WriteLock:
+    """Another process's connection holding the store's write lock on responses."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        if settings["store_type"] == "postgres":
+            self.connection = psycopg.connect(settings["store_dsn"])
+            self.connection.execute("LOCK TABLE responses IN EXCLUSIVE MODE")
+        else:
+            self.connection = sqlite3.connect(settings["store_dsn"], isolation_level=None)
+            self.connection.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.connection.rollback()
+        self.connection.close()
+
+
+def test_writes_waiting_for_the_lock_do_not_run_out_of_connections(
+    make_app, backend, store_settings
+):
+    # More requests than the pool has connections wait for the lock at once,
+    # each holding its connection.
+    app = make_app(**store_settings)
+    waiting = store.POOL_SIZE + 16
+    with db.connection_context():
+        stored_before = StoredResponse.select().count()  # the PostgreSQL database is shared
+    lock = _WriteLock(store_settings)
+    statuses: list[int] = []
+
+    def create_one() -> None:
+        reply = app.test_client().post("/v1/responses", json={"model": MODEL, "input": "x"})
+        statuses.append(reply.status_code)
+
+    threads = [threading.Thread(target=create_one) for _ in range(waiting)]
+    for thread in threads:
+        thread.start()
+    assert backend.wait_for_requests(waiting, timeout=10)
+    time.sleep(0.5)  # every request is now at its write, waiting for the lock
+    lock.release()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert statuses == [200] * waiting
+    with db.connection_context():
+        assert StoredResponse.select().count() == stored_before + waiting
