@@ -408,6 +408,7 @@ def _hold_streams(
             "latency_ms": result["latency_ms"],
             "ttfb_ms": result["ttfb_ms"],
             "cpu_pct": {**result["cpu_pct"], "loadgen": _loadgen_pct(result)},
+            "worker_cpu_pct": result["worker_cpu_pct"],
             "cpu_us_per_token": round(1e6 * cpu / max(result["ok"] * mode.scale_tokens, 1)),
             "pool_full_warnings": service.log_lines(POOL_FULL_WARNING),
         }
