@@ -350,6 +350,13 @@ def render(results: dict) -> str:
     return "\n".join(parts)
 
 
+def _logged_errors(lines: list[str]) -> list[str]:
+    """The ERROR lines the gateway logged during the throughput runs, if any."""
+    if not lines:
+        return ["No ERROR lines in the gateway log.", ""]
+    return ["ERROR lines in the gateway log (first ones):", "", "```", *lines, "```", ""]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Render a results directory again (profiles summarised afresh from their files)."""
     folder = Path((argv or sys.argv[1:])[0])
@@ -363,10 +370,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def _logged_errors(lines: list[str]) -> list[str]:
-    """The ERROR lines the gateway logged during the throughput runs, if any."""
-    if not lines:
-        return ["No ERROR lines in the gateway log.", ""]
-    return ["ERROR lines in the gateway log (first ones):", "", "```", *lines, "```", ""]

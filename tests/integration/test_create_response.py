@@ -282,7 +282,7 @@ def test_a_cookie_one_call_brought_back_rides_on_no_later_call(sdk, backend):
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 0,
-        "model": "fake-model",
+        "model": MODEL,
         "choices": [
             {
                 "index": 0,
