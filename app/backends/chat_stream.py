@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
     from app.backends import Backend
 
-READ_SIZE = 64 * 1024
+# Each read allocates this much and gives back what it did not fill: with
+# thousands of streams reading at once, 64 KB reads left the heap ~10 KB
+# per stream larger than 8 KB reads do (docs/BENCHMARKS.md). A token's SSE
+# line is a few hundred bytes; a longer burst takes more than one read.
+READ_SIZE = 8 * 1024
 DRAIN_TIMEOUT = 1.0  # after [DONE], the rest of a body is a few bytes
 MAX_DRAIN_BYTES = 64 * 1024
 
