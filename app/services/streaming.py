@@ -61,7 +61,8 @@ class Upstream:
 
     def _opening(self) -> Iterator[Any]:
         # A bare thread (a greenlet under gevent): threading.Thread's start
-        # handshake, name and locks cost more than the call's own set-up.
+        # handshake (a switch there and back) and its locks cost every stream,
+        # and are not needed: the call reports back through `opened`.
         _thread.start_new_thread(self._open, ())
         while not self.opened.wait(self.wake_every):
             yield None
