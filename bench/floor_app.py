@@ -22,7 +22,7 @@ import requests
 from flask import Flask, Response, jsonify, request
 from requests.adapters import HTTPAdapter
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 8 * 1024  # as the gateway reads a stream (app/backends/chat_stream.py)
 COMPLETED = b'event: response.completed\ndata: {"type":"response.completed"}\n\n'
 POOL_SIZE = 100  # the gateway's default backend pool size, for a like-for-like floor
 TIMEOUT = (10.0, 600.0)
