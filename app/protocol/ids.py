@@ -1,10 +1,22 @@
-"""Identifiers in the shapes the OpenAI API uses (`resp_…`, `msg_…`, `fc_…`)."""
+"""Identifiers in the shapes the OpenAI API uses (`resp_…`, `msg_…`, `fc_…`).
+
+An id is 48 hex digits after its prefix: the time it was made (13 digits
+of microseconds since the epoch), then 140 random bits. Ids made later
+sort later, as OpenAI's own do (they start with the time too). So the
+store's indexes on ids grow at their end, where the pages a commit
+touches are few and already in the cache, not at a random place among
+millions of rows (docs/BENCHMARKS.md, "Store writes"). The random part
+keeps them unguessable; a clock set back only costs that locality.
+"""
 
 from __future__ import annotations
 
 import secrets
+import time
 
-ID_BYTES = 24
+TIME_DIGITS = 13  # hex digits of microseconds since the epoch: enough until 2112
+RANDOM_BITS = 140
+RANDOM_DIGITS = RANDOM_BITS // 4
 ITEM_PREFIXES = {
     "message": "msg",
     "function_call": "fc",
@@ -18,8 +30,9 @@ ITEM_PREFIXES = {
 
 
 def new_id(prefix: str) -> str:
-    """Return a fresh random id such as `resp_3f…`."""
-    return f"{prefix}_{secrets.token_hex(ID_BYTES)}"
+    """Return a fresh id such as `resp_0645a1f3c2e7b9d…`: the time, then random digits."""
+    made_at = time.time_ns() // 1000
+    return f"{prefix}_{made_at:0{TIME_DIGITS}x}{secrets.randbits(RANDOM_BITS):0{RANDOM_DIGITS}x}"
 
 
 def new_item_id(item_type: str) -> str:
