@@ -27,26 +27,26 @@ class SSEParser:
         """Return the payloads of the lines that `data` completes."""
         if self.done:
             return []
-        *lines, self.pending = (self.pending + data).split(b"\n")
+        if self.pending:
+            data = self.pending + data
+        *lines, self.pending = data.split(b"\n")
+        # No line can be longer than what came in: most reads need no check.
+        long_lines_possible = len(data) > self.max_line
         payloads = []
         for line in lines:
-            self._check_length(line)
-            payload = _data_of(line)
-            if payload == DONE:
-                self.done = True
-                return payloads
-            if payload is not None:
+            if long_lines_possible:
+                self._check_length(line)
+            if line.startswith(b"data:"):
+                payload = line[5:].strip().decode("utf-8", errors="replace")
+                if payload == DONE:
+                    self.done = True
+                    return payloads
                 payloads.append(payload)
-        self._check_length(self.pending)
+        if long_lines_possible:
+            self._check_length(self.pending)
         return payloads
 
     def _check_length(self, line: bytes) -> None:
         """A whole line, or the start of one still arriving, must fit `max_line`."""
         if len(line) > self.max_line:
             raise SSEError(f"backend sent a line longer than {self.max_line} bytes")
-
-
-def _data_of(line: bytes) -> str | None:
-    if not line.startswith(b"data:"):
-        return None
-    return line[5:].strip().decode("utf-8", errors="replace")

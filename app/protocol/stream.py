@@ -10,10 +10,10 @@ so the stored response is committed before the client sees the end.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from app.protocol import compact_json
 from app.protocol.ids import new_call_id
 from app.protocol.response import (
     fail_response,
@@ -108,7 +108,7 @@ class StreamTranslator:
     def feed_line(self, data: str) -> list[dict[str, Any]]:
         """Translate one SSE `data:` payload from the backend."""
         try:
-            chunk = json.loads(data)
+            chunk = compact_json.loads(data)
         except ValueError as exc:
             raise StreamError(f"invalid JSON in backend stream: {data[:200]!r}") from exc
         if not isinstance(chunk, dict):
@@ -124,9 +124,10 @@ class StreamTranslator:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            reasoning = next((delta[f] for f in self.reasoning_fields if delta.get(f)), None)
-            if reasoning:
-                events += self._reasoning_delta(reasoning)
+            for field in self.reasoning_fields:
+                if delta.get(field):
+                    events += self._reasoning_delta(delta[field])
+                    break
             for kind in ("content", "refusal"):
                 if delta.get(kind):
                     events += self._text_delta(delta[kind], refusal=kind == "refusal")
@@ -180,7 +181,18 @@ class StreamTranslator:
         )
 
     def _part_event(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        return self._item_field_event(event_type, content_index=0, **fields)
+        # Built in one step, not through `_item_field_event`: every text delta is one.
+        current = self.current
+        event = {
+            "type": event_type,
+            "sequence_number": self.sequence,
+            "item_id": current.item["id"],
+            "output_index": current.output_index,
+            "content_index": 0,
+            **fields,
+        }
+        self.sequence += 1
+        return event
 
     def _reasoning_delta(self, text: str) -> list[dict[str, Any]]:
         events = []

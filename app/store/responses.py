@@ -15,6 +15,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
+from app.protocol.compact_json import dumps
 from app.store.models import (
     GatewaySecret,
     StoredEvent,
@@ -36,10 +37,6 @@ SELECT i.body FROM chain c
 JOIN items i ON i.owner_id = c.id AND i.role IN ('input', 'output')
 ORDER BY c.depth DESC, i.seq
 """
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def item_rows(owner_id: str, role: str, items: list[dict[str, Any]], now: int) -> list[dict]:
