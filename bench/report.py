@@ -33,7 +33,8 @@ def progress_line(row: dict) -> str:
 
 def scale_line(row: dict) -> str:
     return (
-        f"scale {row.get('target', 'gateway')} {row['streams']}: completed={row['completed']} "
+        f"scale {row.get('target', 'gateway')} {row['streams']} ({_tick(row)} ms): "
+        f"completed={row['completed']} "
         f"errors={row['errors']} peak open={row['peak_open_at_backend']} "
         f"{row['kb_per_stream']} KB/stream {row.get('cpu_us_per_token', '-')} us CPU/token"
     )
@@ -43,6 +44,13 @@ def growth_line(row: dict) -> str:
     return (
         f"{row['kind']} depth {row['depth']}: p50={row['latency_ms']['p50']:.2f} ms "
         f"rows={row['rows']} queries={row['queries']}"
+    )
+
+
+def writes_line(row: dict) -> str:
+    return (
+        f"writes, {row['ids']} ids, {row['stored_before']} stored: "
+        f"{row['us_per_save_p50']} us per save (p50), {row['wal_frames_per_commit']} WAL frames"
     )
 
 
@@ -111,11 +119,14 @@ def targets(results: dict) -> list[list[Any]]:
     )
     for row in results.get("scale", []):
         if row["streams"] == SCALE_STREAMS and row.get("target", "gateway") == "gateway":
+            tick = _tick(row)
+            slow = "" if tick == "100-500" else f", a token every {tick} ms (slow end of the range)"
             all_done = row["errors"] == 0 and row["completed"] == row["streams"]
             held = row["peak_open_at_backend"] >= HELD_SHARE * row["streams"]
             rows.append(
                 [
-                    f"{SCALE_STREAMS} streams held at once: 0 errors, <= {KB_PER_STREAM:g} KB each",
+                    f"{SCALE_STREAMS} streams held at once: 0 errors, <= {KB_PER_STREAM:g} KB each"
+                    + slow,
                     f"0 errors, {SCALE_STREAMS} open, <= 50 KB",
                     f"{row['errors']} errors, {row['peak_open_at_backend']} open at most, "
                     f"{row['kb_per_stream']} KB",
@@ -244,15 +255,24 @@ def profile_section(profiles: dict) -> str:
     return "\n".join(parts)
 
 
+def _tick(row: dict) -> str:
+    """A long stream's time between tokens, in ms: `100-500` or `500`."""
+    low, high = row.get("tick_ms", (100, 500))
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
 def scale_section(rows: list[dict]) -> str:
     return _table(
-        ["target", "streams", "worker_connections", "completed", "errors", "peak open"]
+        ["target", "streams", "token every ms", "tokens", "worker_connections", "completed"]
+        + ["errors", "peak open"]
         + ["RSS before MB", "RSS peak MB", "KB/stream", "p50 s (nominal)", "TTFB p50 ms"]
         + ["CPU µs/token", "CPU (target / backend / loadgen)"],
         [
             [
                 row.get("target", "gateway"),
                 row["streams"],
+                _tick(row),
+                row.get("tokens", "-"),
                 row["worker_connections"],
                 row["completed"],
                 row["errors"],
@@ -306,6 +326,35 @@ def memory_section(memory: dict) -> str:
     return readings + "\n\n" + size
 
 
+def writes_section(rows: list[dict]) -> str:
+    return _table(
+        ["ids", "responses stored before", "µs per save p50", "µs per save mean"]
+        + ["WAL frames per commit", "file MB"],
+        [
+            [
+                row["ids"],
+                f"{row['stored_before']:,}",
+                row["us_per_save_p50"],
+                row["us_per_save_mean"],
+                row["wal_frames_per_commit"],
+                row["file_mb"],
+            ]
+            for row in rows
+        ],
+    )
+
+
+def per_token_section(figures: dict) -> str:
+    table = _table(
+        ["JSON", "µs per token"],
+        [[name, figures[name]["us_per_token"]] for name in ("gateway", "json module")],
+    )
+    return (
+        f"{figures['streams_timed']} streams of {figures['tokens_per_stream']} tokens through "
+        "the body decoder, SSE parser, translator and event encoder, in one process.\n\n" + table
+    )
+
+
 def render(results: dict) -> str:
     """The whole report."""
     machine = results["machine"]
@@ -347,6 +396,15 @@ def render(results: dict) -> str:
     parts += ["", "## Growth of history", "", growth_section(results["growth"])]
     parts += ["", "## Memory over requests, database size", "", memory_section(results["memory"])]
     parts += ["", "## Long streams held at once", "", scale_section(results["scale"]), ""]
+    if "writes" in results:
+        parts += ["## Store writes as the store grows", "", writes_section(results["writes"]), ""]
+    if "per_token" in results:
+        parts += [
+            "## The gateway's own work per token",
+            "",
+            per_token_section(results["per_token"]),
+        ]
+        parts += [""]
     return "\n".join(parts)
 
 

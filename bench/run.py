@@ -8,7 +8,9 @@ Side by side, in one run on this machine: the fast backend alone, the
 floor app and the gateway (gunicorn.conf.py, 2 gevent workers) at
 concurrency 1, 32 and 256; py-spy profiles of the gateway workers; long
 streams held at once (scale); `previous_response_id` chains and
-conversations of growing length (growth); memory after many requests.
+conversations of growing length (growth); memory after many requests;
+the store's cost per saved response as it grows (writes); the gateway's
+own work per streamed token, without the stack around it (tokens).
 The report (Markdown) and every figure (JSON) go to `--out`.
 """
 
@@ -30,7 +32,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import profile, report
+from bench import per_token, profile, report, writes
 from bench.services import (
     ROOT,
     Service,
@@ -53,8 +55,11 @@ RAMP_PER_CONNECTION = 0.004
 # Long streams are opened at this rate; they last ~0.3 s per token, long
 # enough (150 tokens) that the last is open before the first ends.
 SCALE_OPEN_RATE = 400
-SCALE_TOKEN_SECONDS = 0.3  # the mean of 100-500 ms between tokens
-SECTIONS = ("throughput", "profile", "growth", "memory", "scale")
+SCALE_TICK_MS = (100, 500)  # a long stream's tokens come this many ms apart (uniform)
+SLOW_TICK_MS = (500, 500)  # the slow end of that range
+SCALE_TOKEN_SECONDS = sum(SCALE_TICK_MS) / 2000  # the mean: 0.3 s between tokens
+SECTIONS = ("throughput", "profile", "growth", "memory", "scale", "writes", "tokens")
+SECTION_KEYS = {"tokens": "per_token"}  # where a section's figures go in results.json
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,13 @@ class Mode:
     warmup: float  # seconds not counted before each point
     repeats: int  # runs per point; the one with the median rps is kept
     scale_streams: tuple[int, ...]
-    scale_tokens: int  # tokens per long stream, one every 100-500 ms
+    scale_tokens: int  # tokens per long stream, one every 100-500 ms (fewer, slower, at 500 ms)
     growth_depths: tuple[int, ...]
     growth_requests: int  # requests measured at each depth
     rss_checkpoints: tuple[int, int]  # requests served before each RSS reading
     profile_seconds: float = 0.0
     cross_check: bool = False  # wrk and the gevent backend, for comparison
+    write_checkpoints: tuple[int, ...] = (0, 1000)  # stored responses before each timed batch
 
 
 MODES = {
@@ -90,6 +96,7 @@ MODES = {
         rss_checkpoints=(5_000, 20_000),
         profile_seconds=8,
         cross_check=True,
+        write_checkpoints=(0, 50_000),
     ),
     "full": Mode(
         "full",
@@ -104,6 +111,7 @@ MODES = {
         rss_checkpoints=(10_000, 100_000),
         profile_seconds=20,
         cross_check=True,
+        write_checkpoints=(0, 50_000, 200_000),
     ),
 }
 
@@ -338,26 +346,46 @@ def profile_gateway(mode: Mode, out: Path, gateway: Service) -> dict:
 def scale(mode: Mode, workdir: Path, backend: Service) -> list[dict]:
     """Hold N long streams at once on a fresh gateway each; memory per stream, errors, CPU.
 
-    The floor app relays the same streams at the middle N: the stack's own
-    CPU per token, next to the gateway's.
+    The floor app relays the same streams at the middle N and at the largest:
+    the stack's own CPU per token, next to the gateway's, and whether the
+    stack alone can hold the largest N at that token rate. The largest N runs
+    once more with a token every 500 ms, the slow end of the range, for both.
     """
+    middle, largest = mode.scale_streams[len(mode.scale_streams) // 2], mode.scale_streams[-1]
+    runs = []
+    for count in mode.scale_streams:
+        runs.append(("gateway", "wsgi:app", count, SCALE_TICK_MS))
+        if count in (middle, largest):
+            runs.append(("floor", "bench.floor_app:app", count, SCALE_TICK_MS))
+    for name, app in (("gateway", "wsgi:app"), ("floor", "bench.floor_app:app")):
+        runs.append((name, app, largest, SLOW_TICK_MS))
     rows = []
-    floor_at = mode.scale_streams[len(mode.scale_streams) // 2]
-    runs = [("gateway", "wsgi:app", count) for count in mode.scale_streams]
-    runs.insert(mode.scale_streams.index(floor_at) + 1, ("floor", "bench.floor_app:app", floor_at))
-    for name, app, count in runs:
-        rows.append(_hold_streams(mode, workdir, backend, name, app, count))
+    for name, app, count, tick_ms in runs:
+        rows.append(_hold_streams(mode, workdir, backend, name, app, count, tick_ms))
         print(report.scale_line(rows[-1]), flush=True)
     return rows
 
 
 def _hold_streams(
-    mode: Mode, workdir: Path, backend: Service, name: str, app: str, count: int
+    mode: Mode,
+    workdir: Path,
+    backend: Service,
+    name: str,
+    app: str,
+    count: int,
+    tick_ms: tuple[int, int],
 ) -> dict:
+    token_seconds = sum(tick_ms) / 2000
+    # As many tokens as last the same time as the full range's streams do.
+    tokens = max(1, round(mode.scale_tokens * SCALE_TOKEN_SECONDS / token_seconds))
     target = Target(
         "long stream",
         "/v1/responses",
-        {"model": f"bench-tick-100-500-{mode.scale_tokens}", "input": PROMPT, "stream": True},
+        {
+            "model": f"bench-tick-{tick_ms[0]}-{tick_ms[1]}-{tokens}",
+            "input": PROMPT,
+            "stream": True,
+        },
         GATEWAY_STREAM_DONE,
         True,
     )
@@ -366,7 +394,7 @@ def _hold_streams(
     )
     per_worker = max(1000, count + 100)  # gevent accepts unevenly: one worker may take most
     service = start_gunicorn(
-        f"{name}-scale-{count}",
+        f"{name}-scale-{count}-{tick_ms[0]}",
         app,
         workdir,
         backend,
@@ -385,7 +413,7 @@ def _hold_streams(
             service,
             target,
             count,
-            duration=ramp + SCALE_TOKEN_SECONDS * mode.scale_tokens * 4,
+            duration=ramp + token_seconds * tokens * 4,
             requests=count,
             ramp=ramp,
             watch=[backend],
@@ -395,6 +423,8 @@ def _hold_streams(
         return {
             "target": name,
             "streams": count,
+            "tick_ms": list(tick_ms),
+            "tokens": tokens,
             "worker_connections": per_worker,
             "completed": result["ok"],
             "errors": result["errors"],
@@ -404,12 +434,12 @@ def _hold_streams(
             "rss_peak_kb": sampler.peak_rss,
             "rss_after_kb": service.workers_rss_kb(),
             "kb_per_stream": round((sampler.peak_rss - rss_before) / max(sampler.peak_open, 1), 1),
-            "nominal_s": round(SCALE_TOKEN_SECONDS * mode.scale_tokens, 1),
+            "nominal_s": round(token_seconds * tokens, 1),
             "latency_ms": result["latency_ms"],
             "ttfb_ms": result["ttfb_ms"],
             "cpu_pct": {**result["cpu_pct"], "loadgen": _loadgen_pct(result)},
             "worker_cpu_pct": result["worker_cpu_pct"],
-            "cpu_us_per_token": round(1e6 * cpu / max(result["ok"] * mode.scale_tokens, 1)),
+            "cpu_us_per_token": round(1e6 * cpu / max(result["ok"] * tokens, 1)),
             "pool_full_warnings": service.log_lines(POOL_FULL_WARNING),
         }
     finally:
@@ -644,12 +674,20 @@ def main(argv: list[str] | None = None) -> None:
                 results["memory"] = memory_over_time(mode, workdir, backend)
             if "scale" in args.only:
                 results["scale"] = scale(mode, workdir, backend)
+            if "writes" in args.only:
+                results["writes"] = writes.store_writes(workdir, mode.write_checkpoints)
+                _bound_store.clear()  # the store module is bound to the last writes file now
+                for row in results["writes"]:
+                    print(report.writes_line(row), flush=True)
+            if "tokens" in args.only:
+                results["per_token"] = per_token.per_token()
         finally:
             for service in reversed(services):
                 service.stop()
     results["elapsed_s"] = round(time.time() - started, 1)
     if args.only != set(SECTIONS):
-        print(json.dumps({key: results[key] for key in results if key in args.only}, indent=1))
+        chosen = {SECTION_KEYS.get(name, name) for name in args.only}
+        print(json.dumps({key: results[key] for key in results if key in chosen}, indent=1))
         return
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "report.md").write_text(report.render(results))

@@ -79,3 +79,25 @@ def test_report_names_the_targets_and_the_database_size(smoke_results: tuple[dic
     assert results["memory"]["database"]["responses"] > 0
     assert "MB per 10k responses" in report
     assert "No ERROR lines in the gateway log." in report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SMOKE_TIMEOUT + 30)
+def test_store_writes_are_measured_for_both_kinds_of_id(smoke_results: tuple[dict, str]) -> None:
+    results, report = smoke_results
+    measured = {(row["ids"], row["stored_before"]) for row in results["writes"]}
+    assert measured == {(kind, n) for kind in ("gateway", "random") for n in (0, 1000)}
+    for row in results["writes"]:
+        assert row["us_per_save_p50"] > 0 and row["wal_frames_per_commit"] > 0, row
+    assert "## Store writes as the store grows" in report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SMOKE_TIMEOUT + 30)
+def test_the_work_per_token_is_measured_against_the_json_module(
+    smoke_results: tuple[dict, str],
+) -> None:
+    results, report = smoke_results
+    for variant in ("gateway", "json module"):
+        assert results["per_token"][variant]["us_per_token"] > 0
+    assert "## The gateway's own work per token" in report
