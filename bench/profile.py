@@ -19,10 +19,11 @@ SAMPLE_RATE = 250
 # Named costs: a sample counts for a cost when one of its frames matches.
 COSTS = {
     "request validation (marshmallow, app/protocol/schemas.py)": ("marshmallow/", "schemas.py"),
-    "JSON encode/decode (json, flask.json)": (
+    "JSON encode/decode (json, compact_json, flask.json)": (
         "json/encoder.py",
         "json/decoder.py",
         "json/__init__",
+        "compact_json.py",
     ),
     "store: peewee + sqlite3 (incl. commit)": ("peewee.py", "playhouse/"),
     "sqlite commit": ("commit (peewee.py",),
