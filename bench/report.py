@@ -399,12 +399,8 @@ def render(results: dict) -> str:
     if "writes" in results:
         parts += ["## Store writes as the store grows", "", writes_section(results["writes"]), ""]
     if "per_token" in results:
-        parts += [
-            "## The gateway's own work per token",
-            "",
-            per_token_section(results["per_token"]),
-        ]
-        parts += [""]
+        work = per_token_section(results["per_token"])
+        parts += ["## The gateway's own work per token", "", work, ""]
     return "\n".join(parts)
 
 

@@ -30,7 +30,7 @@ ITEM_PREFIXES = {
 
 
 def new_id(prefix: str) -> str:
-    """Return a fresh id such as `resp_0645a1f3c2e7b9d…`: the time, then random digits."""
+    """Return a fresh id such as `resp_6619bd96c660e…`: the time, then random digits."""
     made_at = time.time_ns() // 1000
     return f"{prefix}_{made_at:0{TIME_DIGITS}x}{secrets.randbits(RANDOM_BITS):0{RANDOM_DIGITS}x}"
 
