@@ -6,7 +6,7 @@ decoder, the SSE parser, the stream translator and the event encoder,
 batch by batch as `stream_events` and `_frames` do it. No socket, no
 greenlet, no gunicorn: what is left is what the gateway adds per token on
 top of a bare relay. It runs twice in the same run: with the gateway's
-JSON (`app.protocol.compact_json`) and, as the baseline, with the `json`
+JSON (`app.compact_json`) and, as the baseline, with the `json`
 module's `dumps` and `loads` called as they usually are.
 """
 
@@ -78,7 +78,8 @@ def _relay(wire: list[bytes]) -> Iterator[bytes]:
 @contextmanager
 def _json_variant(name: str) -> Iterator[None]:
     """Swap the gateway's JSON functions for the `json` module's, for the baseline."""
-    from app.protocol import compact_json, sse
+    from app import compact_json
+    from app.protocol import sse
 
     if name == "gateway":
         yield

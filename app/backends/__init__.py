@@ -14,7 +14,6 @@ client's calls, so a cookie one call brought back must not ride on others.
 
 from __future__ import annotations
 
-import json
 import logging
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -23,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from app import compact_json
 from app.backends.breaker import CircuitBreaker
 from app.backends.chat_stream import ChatStream
 from app.backends.inflight import TRACKED_POOLS, CallHandle, tracked
@@ -133,7 +133,7 @@ class Backend:
         handle: CallHandle | None = None,
     ) -> requests.Response:
         self.breaker.check(self.name)
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        data = compact_json.dumps(body).encode()
         try:
             request = self.chat_request.copy()
             request.headers.update(self.headers(client_key, stream))

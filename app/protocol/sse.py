@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.protocol.compact_json import dumps
+from app.compact_json import dumps
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.protocol import compact_json
+from app import compact_json
 from app.protocol.ids import new_call_id
 from app.protocol.response import (
     fail_response,

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from app.protocol.compact_json import dumps
+from app.compact_json import dumps
 from app.store.models import StoredConversation, StoredItem, owned_items
 from app.store.responses import item_rows
 from app.store.writes import insert_rows, writes

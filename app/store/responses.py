@@ -15,7 +15,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from app.protocol.compact_json import dumps
+from app.compact_json import dumps
 from app.store.models import (
     GatewaySecret,
     StoredEvent,

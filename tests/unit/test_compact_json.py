@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.protocol import compact_json
+from app import compact_json
 
 VALUES = [
     {"type": "response.output_text.delta", "sequence_number": 3, "delta": " héllo", "logprobs": []},

@@ -7,7 +7,9 @@ token, twice: these two cut it in half (docs/DESIGN.md). The results are
 those of `json.dumps(value, separators=(",", ":"), ensure_ascii=False)`
 and of `json.loads(text)`: whatever the fast path does not take whole
 (surrounding whitespace, a syntax error) goes to `json.loads`, which
-decides and explains.
+decides and explains. It serves every layer that writes compact JSON:
+stream events and chunks (protocol), stored rows (store) and Chat request
+bodies (backends).
 """
 
 from __future__ import annotations
