@@ -32,7 +32,7 @@ class BodyDecoder:
             return b""
         if not self.chunked:
             return self._sized(data)
-        self.buffer = self.buffer + data if self.buffer else data
+        self.buffer += data
         out = []
         while not self.complete and self.buffer:
             if self.remaining:

@@ -27,8 +27,7 @@ class SSEParser:
         """Return the payloads of the lines that `data` completes."""
         if self.done:
             return []
-        if self.pending:
-            data = self.pending + data
+        data = self.pending + data  # no copy while nothing is pending
         *lines, self.pending = data.split(b"\n")
         # No line can be longer than what came in: most reads need no check.
         long_lines_possible = len(data) > self.max_line

@@ -181,18 +181,7 @@ class StreamTranslator:
         )
 
     def _part_event(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        # Built in one step, not through `_item_field_event`: every text delta is one.
-        current = self.current
-        event = {
-            "type": event_type,
-            "sequence_number": self.sequence,
-            "item_id": current.item["id"],
-            "output_index": current.output_index,
-            "content_index": 0,
-            **fields,
-        }
-        self.sequence += 1
-        return event
+        return self._item_field_event(event_type, content_index=0, **fields)
 
     def _reasoning_delta(self, text: str) -> list[dict[str, Any]]:
         events = []
