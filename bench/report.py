@@ -398,8 +398,8 @@ def render(results: dict) -> str:
     parts += ["", "## Long streams held at once", "", scale_section(results["scale"]), ""]
     if "writes" in results:
         parts += ["## Store writes as the store grows", "", writes_section(results["writes"]), ""]
-    if "per_token" in results:
-        work = per_token_section(results["per_token"])
+    if "tokens" in results:
+        work = per_token_section(results["tokens"])
         parts += ["## The gateway's own work per token", "", work, ""]
     return "\n".join(parts)
 

@@ -59,7 +59,6 @@ SCALE_TICK_MS = (100, 500)  # a long stream's tokens come this many ms apart (un
 SLOW_TICK_MS = (500, 500)  # the slow end of that range
 SCALE_TOKEN_SECONDS = sum(SCALE_TICK_MS) / 2000  # the mean: 0.3 s between tokens
 SECTIONS = ("throughput", "profile", "growth", "memory", "scale", "writes", "tokens")
-SECTION_KEYS = {"tokens": "per_token"}  # where a section's figures go in results.json
 
 
 @dataclass(frozen=True)
@@ -680,14 +679,13 @@ def main(argv: list[str] | None = None) -> None:
                 for row in results["writes"]:
                     print(report.writes_line(row), flush=True)
             if "tokens" in args.only:
-                results["per_token"] = per_token.per_token()
+                results["tokens"] = per_token.per_token()
         finally:
             for service in reversed(services):
                 service.stop()
     results["elapsed_s"] = round(time.time() - started, 1)
     if args.only != set(SECTIONS):
-        chosen = {SECTION_KEYS.get(name, name) for name in args.only}
-        print(json.dumps({key: results[key] for key in results if key in chosen}, indent=1))
+        print(json.dumps({key: results[key] for key in results if key in args.only}, indent=1))
         return
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "report.md").write_text(report.render(results))

@@ -99,5 +99,5 @@ def test_the_work_per_token_is_measured_against_the_json_module(
 ) -> None:
     results, report = smoke_results
     for variant in ("gateway", "json module"):
-        assert results["per_token"][variant]["us_per_token"] > 0
+        assert results["tokens"][variant]["us_per_token"] > 0
     assert "## The gateway's own work per token" in report
