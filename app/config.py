@@ -45,6 +45,9 @@ class BackendSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     pool_size: int = DEFAULT_POOL_SIZE
+    # CA certificates (a PEM file or a directory) that an https backend's
+    # certificate must chain to; without it, the certifi bundle.
+    ca_bundle: str | None = None
     # Extra Chat fields that switch thinking off when `reasoning.effort` is
     # "none", e.g. {"chat_template_kwargs": {"enable_thinking": false}} for vLLM.
     thinking_off: tuple[tuple[str, Any], ...] = ()
@@ -95,6 +98,7 @@ BACKEND_ENV_KEYS = {
     "BACKEND_TIMEOUT_SECS": "read_timeout",
     "BACKEND_REASONING_FIELD": "reasoning_field",
     "BACKEND_MAX_TOKENS_FIELD": "max_tokens_field",
+    "BACKEND_CA_BUNDLE": "ca_bundle",
 }
 
 
@@ -268,6 +272,10 @@ def _backend(index: int, item: Any) -> BackendSettings:
             values[key] = _positive_float(f"{where}.{key}", item[key])
     if "pool_size" in item:
         values["pool_size"] = _positive_int(f"{where}.pool_size", item["pool_size"])
+    if item.get("ca_bundle"):
+        values["ca_bundle"] = str(item["ca_bundle"])
+        if not os.path.exists(values["ca_bundle"]):
+            raise ConfigError(f"{where}.ca_bundle: no such file or directory")
     if item.get("thinking_off") is not None:
         if not isinstance(item["thinking_off"], dict):
             raise ConfigError(f"{where}.thinking_off: expected a mapping of Chat fields")

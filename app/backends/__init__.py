@@ -1,15 +1,21 @@
-"""Model servers that speak Chat Completions: pooled sessions, timeouts, routing.
+"""Model servers that speak Chat Completions: pooled connections, timeouts, routing.
 
-One `requests.Session` per backend per worker, made in `init_app`. Headers
-are passed per call (sessions are shared between greenlets); every call
-has a `(connect, read)` timeout; only connection failures (nothing sent
-yet) are retried. requests' exceptions become the gateway's own here.
+Each backend gets one `requests.Session` per worker, made in `init_app`.
+Its `HTTPAdapter` owns the connection pool: sized from config, TLS checked
+as requests checks it (certifi, or the backend's `ca_bundle`), proxies from
+the environment read once. The session serves the rare calls (`/models`).
 
-A Chat call is a copy of one request prepared at start-up (the URL parsed
-and the session's headers merged once) with its own headers and body, sent
-with `Session.send`: preparing every call through `Session.request` cost
-~9% of a worker's CPU. The session keeps no cookies: it is shared by every
-client's calls, so a cookie one call brought back must not ride on others.
+Chat calls, the hot path, go to that adapter's own urllib3 pool directly,
+with the call's headers and body. requests' `Session.send` and
+`HTTPAdapter.send` around it (per-call URL, proxy and TLS lookups, a
+`Response` with its cookie extraction, the body read in 10 KB pieces) cost
+~0.2 ms a call, 15-20% of a whole request at concurrency 1
+(docs/BENCHMARKS.md). Headers are passed per call (the pool is shared by
+greenlets); every call has a `(connect, read)` timeout; only connection
+failures (nothing sent yet) are retried; a redirect is not followed but
+answered as a 502 that says where it pointed. urllib3's exceptions become
+the gateway's own here. The session keeps no cookies: it is shared by
+every client's calls.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from app import compact_json
@@ -41,6 +55,9 @@ log = logging.getLogger(__name__)
 
 CONNECT_RETRIES = 1
 MODELS_TIMEOUT = (5.0, 10.0)
+# Headers of a call that asks for an event stream: it is read off the socket
+# as it comes (app/backends/chat_stream.py), so it must not be compressed.
+STREAM_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 
 __all__ = ["Backend", "Backends", "CallCut", "CallHandle", "ChatStream", "init_app"]
 
@@ -50,7 +67,7 @@ class CallCut(Exception):
 
 
 class Backend:
-    """One upstream server: its settings, session and circuit breaker."""
+    """One upstream server: its settings, connection pool and circuit breaker."""
 
     def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
@@ -60,18 +77,30 @@ class Backend:
         # every call (that lookup costs ~6% of a request).
         self.proxies = requests.utils.get_environ_proxies(settings.base_url)
         self.session.trust_env = False
+        self.session.verify = settings.ca_bundle or True
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        retry = Retry(total=None, connect=CONNECT_RETRIES, read=0, redirect=0, status=0, other=0)
+        self.retries = Retry(
+            total=None, connect=CONNECT_RETRIES, read=0, redirect=0, status=0, other=0
+        )
         adapter = HTTPAdapter(
-            pool_connections=1, pool_maxsize=settings.pool_size, max_retries=retry
+            pool_connections=1, pool_maxsize=settings.pool_size, max_retries=self.retries
         )
         adapter.poolmanager.pool_classes_by_scheme = TRACKED_POOLS
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.breaker = CircuitBreaker()
-        self.chat_request = self.session.prepare_request(
-            requests.Request("POST", settings.chat_url)
+        # The pool, and the URL to ask it for, exactly as requests would pick them.
+        chat = self.session.prepare_request(requests.Request("POST", settings.chat_url))
+        self.chat_pool = adapter.get_connection_with_tls_context(
+            chat, self.session.verify, proxies=self.proxies
         )
+        adapter.cert_verify(self.chat_pool, settings.chat_url, self.session.verify, None)
+        self.chat_target = adapter.request_url(chat, self.proxies)
+        self.call_timeout = urllib3.Timeout(
+            connect=settings.connect_timeout, read=settings.read_timeout
+        )
+        self.json_headers = {**self.session.headers, "Content-Type": "application/json"}
+        self.stream_headers = {**self.json_headers, **STREAM_HEADERS}
 
     def failed(self, kind: str) -> None:
         """Count a backend failure towards its breaker and the metrics."""
@@ -79,32 +108,22 @@ class Backend:
         BACKEND_ERRORS.labels(self.name, kind).inc()
         CIRCUIT_OPEN.labels(self.name).set(1 if self.breaker.is_open else 0)
 
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.settings.connect_timeout, self.settings.read_timeout)
-
     def headers(self, client_key: str | None, stream: bool) -> dict[str, str]:
         """Per-call headers: the backend's own key, else the client's."""
-        headers = {"Content-Type": "application/json"}
+        headers = dict(self.stream_headers if stream else self.json_headers)
         key = self.settings.api_key or client_key
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        if stream:
-            # The stream is read off the socket as it is (app/backends/chat_stream.py).
-            headers["Accept"] = "text/event-stream"
-            headers["Accept-Encoding"] = "identity"
         return headers
 
     def complete(self, body: dict[str, Any], client_key: str | None) -> dict[str, Any]:
         """Send a non-streaming Chat request and return the completion."""
-        response = self._post(body, client_key, stream=False)
+        response = self._call(body, client_key, stream=False)
         try:
-            completion = response.json()
+            completion = compact_json.loads(response.data.decode())
         except ValueError as exc:
             self.failed("invalid_json")
             raise BadGateway(f"Backend '{self.name}' sent invalid JSON") from exc
-        finally:
-            response.close()
         if not isinstance(completion, dict):
             raise BadGateway(f"Backend '{self.name}' sent a completion that is not an object")
         return completion
@@ -117,63 +136,77 @@ class Backend:
         With a `handle`, another greenlet can cut the call while it waits for
         the backend's headers; a call cut so is not the backend's failure.
         """
-        response = self._post(body, client_key, stream=True, handle=handle)
+        response = self._call(body, client_key, stream=True, handle=handle)
         problem = _not_a_plain_event_stream(response.headers)
         if problem:
-            response.close()
+            _discard(response)
             self.failed("not_event_stream")
             raise BadGateway(f"Backend '{self.name}' {problem}")
         return ChatStream(self, response)
 
-    def _post(
+    def _call(
         self,
         body: dict[str, Any],
         client_key: str | None,
         stream: bool,
         handle: CallHandle | None = None,
-    ) -> requests.Response:
+    ) -> urllib3.BaseHTTPResponse:
+        """POST a Chat request; a JSON answer comes back read, a stream's body unread."""
         self.breaker.check(self.name)
         data = compact_json.dumps(body).encode()
         try:
-            request = self.chat_request.copy()
-            request.headers.update(self.headers(client_key, stream))
-            request.prepare_body(data, None)
             with tracked(handle):
-                response = self.session.send(
-                    request, timeout=self.timeout, stream=stream, proxies=self.proxies
+                response = self.chat_pool.urlopen(
+                    "POST",
+                    self.chat_target,
+                    body=data,
+                    headers=self.headers(client_key, stream),
+                    retries=self.retries,
+                    redirect=False,
+                    assert_same_host=False,
+                    timeout=self.call_timeout,
+                    preload_content=not stream,
                 )
-        except requests.exceptions.RequestException as exc:
+        except (HTTPError, OSError) as exc:
             if handle is not None and handle.was_cut:
                 raise CallCut(f"The call to backend '{self.name}' was cut") from exc
             raise self._call_error(exc) from exc
-        if response.status_code >= 400:
+        if response.status >= 300:
             raise self._error_from(response)
         self.breaker.record_success()
         CIRCUIT_OPEN.labels(self.name).set(0)
         return response
 
-    def _call_error(self, exc: requests.exceptions.RequestException) -> GatewayError:
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
+    def _call_error(self, exc: Exception) -> GatewayError:
+        cause = exc.reason if isinstance(exc, MaxRetryError) else exc
+        # urllib3's "could not connect at all" derives from its connect timeout.
+        if isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError):
             self.failed("connect_timeout")
             return BackendUnavailable(f"Backend '{self.name}' did not accept a connection")
-        if isinstance(exc, requests.exceptions.ReadTimeout):
+        if isinstance(cause, (ReadTimeoutError, TimeoutError)):
             self.failed("timeout")
             return BackendTimeout(
                 f"Backend '{self.name}' did not answer within {self.settings.read_timeout:g}s"
             )
         self.failed("unreachable")
-        return BackendUnavailable(f"Backend '{self.name}' is unreachable: {exc}")
+        return BackendUnavailable(f"Backend '{self.name}' is unreachable: {cause}")
 
-    def _error_from(self, response: requests.Response) -> GatewayError:
-        if response.status_code >= 500:
-            self.failed(f"http_{response.status_code}")
+    def _error_from(self, response: urllib3.BaseHTTPResponse) -> GatewayError:
+        status = response.status
+        if status >= 500:
+            self.failed(f"http_{status}")
         try:
-            body: Any = response.json()
-        except ValueError:
-            body = response.text[:1000]
+            text = response.data.decode(errors="replace")
+        except (HTTPError, OSError):
+            text = ""
         finally:
-            response.close()
-        return upstream_error(response.status_code, body, response.headers.get("Retry-After"))
+            _discard(response)
+        if status < 400:
+            location = response.headers.get("Location", "elsewhere")
+            body = f"the call was redirected to {location}; configure the final URL"
+        else:
+            body = _json_or_text(text)
+        return upstream_error(status, body, response.headers.get("Retry-After"))
 
     def list_models(self, client_key: str | None) -> list[dict[str, Any]]:
         """Return the backend's models (its configured list if it cannot be asked)."""
@@ -191,6 +224,19 @@ class Backend:
         except (requests.exceptions.RequestException, ValueError, AttributeError) as exc:
             log.warning("backend %s: cannot list models: %s", self.name, exc)
         return [model_entry(model, self.name) for model in self.settings.models]
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return compact_json.loads(text)
+    except ValueError:
+        return text[:1000]
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Close a reply that will not be read to its end; its connection is not reused."""
+    response.close()
+    response.release_conn()
 
 
 def _not_a_plain_event_stream(headers: Any) -> str | None:

@@ -20,7 +20,7 @@ from app.backends.sse import SSEError, SSEParser
 from app.errors import BackendTimeout, BadGateway
 
 if TYPE_CHECKING:
-    import requests
+    import urllib3
 
     from app.backends import Backend
 
@@ -36,11 +36,9 @@ MAX_DRAIN_BYTES = 64 * 1024
 class ChatStream:
     """An open streaming reply: iterate `payloads(wake_every)`, then `close()`."""
 
-    def __init__(self, backend: Backend, response: requests.Response) -> None:
+    def __init__(self, backend: Backend, raw: urllib3.HTTPResponse) -> None:
         self.backend = backend
-        # Only urllib3's response is kept: requests' one holds the sent body
-        # (the whole history) and both header sets for as long as the stream.
-        self.raw = raw = response.raw
+        self.raw = raw
         # What http.client read ahead with the headers is taken from its
         # buffer once; after that the socket is read directly.
         self.buffered: Any = raw._fp.fp

@@ -1,6 +1,6 @@
 """Cutting a backend call that is still waiting for its response headers.
 
-A request blocked inside `requests` (the backend is still prefilling) can
+A call blocked inside urllib3 (the backend is still prefilling) can
 only be ended by shutting down its socket, and only the connection knows
 which socket that is. So the backend's pools make connections that, just
 before they wait for the headers, hand their socket to the `CallHandle`

@@ -96,3 +96,11 @@ def test_backend_hanging_past_the_read_timeout_is_a_quick_504(make_app, backend,
     started = time.monotonic()
     assert_openai_error(failure(app, send, openai.APIStatusError), 504)
     assert time.monotonic() - started < READ_TIMEOUT + 2
+
+
+def test_backend_redirect_is_a_502_naming_where_it_pointed(app, backend, send):
+    # A Chat call is not followed to another URL: the operator should set the final one.
+    backend.enqueue(fb.raw(307, b"", headers={"Location": "https://elsewhere.test/v1"}))
+    error = assert_openai_error(failure(app, send, openai.APIStatusError), 502)
+    assert "redirected to https://elsewhere.test/v1" in error["message"]
+    assert len(backend.chat_requests()) == 1

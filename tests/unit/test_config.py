@@ -172,6 +172,13 @@ def test_per_backend_translation_fields_from_the_environment():
     )
 
 
+def test_backend_ca_bundle_names_the_certificates_an_https_backend_must_chain_to(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert first_backend(settings()).ca_bundle is None
+    assert first_backend(settings({"BACKEND_CA_BUNDLE": str(bundle)})).ca_bundle == str(bundle)
+
+
 # --- YAML and precedence ------------------------------------------------------
 
 
@@ -260,6 +267,7 @@ def test_unknown_backend_key_is_refused_by_name(yaml_file):
         ({"backends": [{"read_timeout": "soon"}]}, "backends[0].read_timeout"),
         ({"backends": [{"reasoning_field": "thoughts"}]}, "backends[0].reasoning_field"),
         ({"backends": [{"name": "a"}, {"name": "a"}]}, "backends"),
+        ({"backends": [{"ca_bundle": "/nonexistent/ca.pem"}]}, "backends[0].ca_bundle"),
     ],
     ids=lambda value: str(value) if isinstance(value, dict) else None,
 )
@@ -283,6 +291,7 @@ def test_bad_yaml_values_are_refused_by_key(yaml_file, data, key):
         ("GATEWAY_WORKERS", "two"),
         ("GATEWAY_MAX_BODY_BYTES", "10MB"),
         ("GATEWAY_REJECT_UNSUPPORTED_TOOLS", "perhaps"),
+        ("BACKEND_CA_BUNDLE", "/nonexistent/ca.pem"),
     ],
 )
 def test_bad_environment_values_are_refused_naming_the_variable(name, value):
