@@ -379,6 +379,8 @@ def render(results: dict) -> str:
         *_logged_errors(results.get("gateway_errors_logged") or []),
         ratios_section(results),
     ]
+    if "against" in results:
+        parts += ["", "## Against another revision", "", against_section(results)]
     if "cross_check" in results:
         parts += [
             "",
@@ -402,6 +404,36 @@ def render(results: dict) -> str:
         work = per_token_section(results["tokens"])
         parts += ["## The gateway's own work per token", "", work, ""]
     return "\n".join(parts)
+
+
+def against_section(results: dict) -> str:
+    """This code's gateway next to the one of another revision, loaded in the same rounds."""
+    revision = f"`{results['against']['revision']}` ({results['against']['tree']})"
+    rows = []
+    for concurrency in sorted({row["concurrency"] for row in results["throughput"]}):
+        for kind in ("store", "no-store", "stream"):
+            ours = _point(results, f"gateway {kind}", concurrency)
+            theirs = _point(results, f"against {kind}", concurrency)
+            direct = _point(results, "direct stream" if kind == "stream" else "direct", concurrency)
+            added = [
+                point["latency_ms"]["p50"] - direct["latency_ms"]["p50"] for point in (ours, theirs)
+            ]
+            rows.append(
+                [
+                    concurrency,
+                    kind,
+                    f"{ours['rps']:.0f}",
+                    f"{theirs['rps']:.0f}",
+                    f"{ours['rps'] / theirs['rps']:.0%}",
+                    f"{added[0]:.2f}",
+                    f"{added[1]:.2f}",
+                    ours["ttfb_ms"]["p50"],
+                    theirs["ttfb_ms"]["p50"],
+                ]
+            )
+    header = ["c", "gateway", "rps", "rps then", "rps / then"]
+    header += ["p50 - direct ms", "then", "TTFB p50 ms", "then"]
+    return f'This code against {revision}, in the same rounds ("then"):\n\n' + _table(header, rows)
 
 
 def _logged_errors(lines: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench import per_token, profile, report, writes
@@ -37,6 +37,7 @@ from bench.services import (
     ROOT,
     Service,
     backend_stats,
+    export_revision,
     http_call,
     raise_open_files_limit,
     start_backend,
@@ -58,6 +59,7 @@ SCALE_OPEN_RATE = 400
 SCALE_TICK_MS = (100, 500)  # a long stream's tokens come this many ms apart (uniform)
 SLOW_TICK_MS = (500, 500)  # the slow end of that range
 SCALE_TOKEN_SECONDS = sum(SCALE_TICK_MS) / 2000  # the mean: 0.3 s between tokens
+AGAINST = "against"  # targets of the gateway built from `--against REV` are named "against …"
 SECTIONS = ("throughput", "profile", "growth", "memory", "scale", "writes", "tokens")
 
 
@@ -214,15 +216,38 @@ def median_run(runs: list[dict]) -> dict:
     return chosen
 
 
-def throughput(mode: Mode, backend: Service, floor: Service, gateway: Service) -> list[dict]:
-    """Every target at every concurrency; repeats go round all targets, so drift hits all alike."""
+def against_targets() -> dict[str, Target]:
+    """The gateway's targets again, for the gateway built from another revision."""
+    return {
+        name.replace("gateway", AGAINST): replace(target, name=name.replace("gateway", AGAINST))
+        for name, target in TARGETS.items()
+        if name.startswith("gateway")
+    }
+
+
+def throughput(
+    mode: Mode,
+    backend: Service,
+    floor: Service,
+    gateway: Service,
+    against: Service | None = None,
+) -> list[dict]:
+    """Every target at every concurrency; repeats go round all targets, so drift hits all alike.
+
+    With `against` (a gateway from another revision), its targets join the
+    same rounds: an A/B of a change, interleaved like everything else.
+    """
     where = {"direct": backend, "direct stream": backend, "floor": floor}
+    targets = dict(TARGETS)
+    if against is not None:
+        targets.update(against_targets())
+        where.update(dict.fromkeys(against_targets(), against))
     rows = []
     for concurrency in mode.concurrencies:
-        runs: dict[str, list[dict]] = {name: [] for name in TARGETS}
-        connections: dict[str, list[int]] = {name: [0, 0] for name in TARGETS}
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        connections: dict[str, list[int]] = {name: [0, 0] for name in targets}
         for _ in range(mode.repeats):
-            for target in TARGETS.values():
+            for target in targets.values():
                 service = where.get(target.name, gateway)
                 before = backend_stats(backend)
                 runs[target.name].append(
@@ -642,6 +667,11 @@ def main(argv: list[str] | None = None) -> None:
         default=set(SECTIONS),
         help=f"comma-separated sections to run ({','.join(SECTIONS)}); the report needs all",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also load the gateway of git revision REV in the throughput rounds (an A/B)",
+    )
     args = parser.parse_args(argv)
     if not args.only <= set(SECTIONS):
         parser.error(f"--only takes some of {','.join(SECTIONS)}")
@@ -659,8 +689,14 @@ def main(argv: list[str] | None = None) -> None:
             services.append(floor)
             gateway = start_gunicorn("gateway", "wsgi:app", workdir, backend)
             services.append(gateway)
+            against = None
+            if args.against and "throughput" in args.only:
+                tree = export_revision(args.against, workdir)
+                against = start_gunicorn(AGAINST, "wsgi:app", workdir, backend, root=tree)
+                services.append(against)
+                results["against"] = {"revision": args.against, "tree": tree.name[5:]}
             if "throughput" in args.only:
-                results["throughput"] = throughput(mode, backend, floor, gateway)
+                results["throughput"] = throughput(mode, backend, floor, gateway, against)
                 results["pool_full_warnings"] = gateway.log_lines(POOL_FULL_WARNING)
                 results["gateway_errors_logged"] = gateway.error_lines()
                 if mode.cross_check:
@@ -685,7 +721,10 @@ def main(argv: list[str] | None = None) -> None:
                 service.stop()
     results["elapsed_s"] = round(time.time() - started, 1)
     if args.only != set(SECTIONS):
-        print(json.dumps({key: results[key] for key in results if key in args.only}, indent=1))
+        shown = args.only | ({"against"} if args.against else set())
+        print(json.dumps({key: results[key] for key in results if key in shown}, indent=1))
+        if "against" in results:
+            print(report.against_section(results))
         return
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "report.md").write_text(report.render(results))

@@ -148,14 +148,19 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _start(
-    name: str, args: list[str], workdir: Path, env: dict[str, str], ready_path: str
+    name: str,
+    args: list[str],
+    workdir: Path,
+    env: dict[str, str],
+    ready_path: str,
+    root: Path = ROOT,
 ) -> Service:
     port = int(env.pop("PORT"))
     log_path = workdir / f"{name}.log"
     full_env = {**os.environ, **env}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            args, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
+            args, cwd=root, env=full_env, stdout=log, stderr=subprocess.STDOUT
         )
     service = Service(name, port, process, log_path, ready_path, env)
     try:
@@ -173,9 +178,18 @@ def start_backend(workdir: Path, server: str = "asyncio", name: str = "backend")
 
 
 def start_gunicorn(
-    name: str, app: str, workdir: Path, backend: Service, extra_env: dict[str, str] | None = None
+    name: str,
+    app: str,
+    workdir: Path,
+    backend: Service,
+    extra_env: dict[str, str] | None = None,
+    root: Path = ROOT,
 ) -> Service:
-    """Start `app` under gunicorn.conf.py with 2 gevent workers, quiet logs."""
+    """Start `app` under gunicorn.conf.py with 2 gevent workers, quiet logs.
+
+    `root` is the source tree it runs from (its `app` package comes first on
+    the path): another checkout's, to measure two versions side by side.
+    """
     port = free_port()
     metrics_dir = workdir / f"metrics-{name}"
     metrics_dir.mkdir(exist_ok=True)
@@ -191,7 +205,25 @@ def start_gunicorn(
     }
     args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
     ready = "/health" if app == "wsgi:app" else "/"
-    return _start(name, args, workdir, env, ready)
+    return _start(name, args, workdir, env, ready, root)
+
+
+def export_revision(revision: str, workdir: Path) -> Path:
+    """Write the project's tree at git `revision` into `workdir`; return its folder."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", revision],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = workdir / f"tree-{commit}"
+    tree.mkdir()
+    archive = subprocess.Popen(["git", "archive", commit], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {revision} failed")
+    return tree
 
 
 def backend_stats(backend: Service, reset: bool = False) -> dict:

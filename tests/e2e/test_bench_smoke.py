@@ -1,7 +1,8 @@
 """Smoke test of the benchmark harness: `python -m bench.run --smoke` still works.
 
-It starts the fast backend, the floor app and the gateway under gunicorn and
-drives each briefly. Only that everything ran and answered is checked, never
+It starts the fast backend, the floor app and the gateway under gunicorn
+(and a second gateway from the git tree at HEAD, as `--against` does for an
+A/B) and drives each briefly. Only that everything ran and answered is checked, never
 a timing: the numbers belong to docs/BENCHMARKS.md, not to the test suite.
 """
 
@@ -22,7 +23,7 @@ SMOKE_TIMEOUT = 180
 def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("bench-smoke")
     subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "bench.run", "--smoke", "--against", "HEAD", "--out", str(out)],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -43,6 +44,9 @@ def test_every_load_point_answered_without_errors(smoke_results: tuple[dict, str
         "gateway store",
         "gateway no-store",
         "gateway stream",
+        "against store",
+        "against no-store",
+        "against stream",
     }
     for row in results["throughput"]:
         assert row["ok"] > 0 and row["errors"] == 0, row
@@ -79,6 +83,7 @@ def test_report_names_the_targets_and_the_database_size(smoke_results: tuple[dic
     assert results["memory"]["database"]["responses"] > 0
     assert "MB per 10k responses" in report
     assert "No ERROR lines in the gateway log." in report
+    assert "## Against another revision" in report and "`HEAD`" in report
 
 
 @pytest.mark.slow
