@@ -1,5 +1,5 @@
 """The small parts of the backend layer: body framing, the SSE parser, the circuit
-breaker, the handle that cuts a call.
+breaker, the handle that cuts a call, the pools' connections.
 
 `BodyDecoder` and `SSEParser` are fed bytes as a socket would hand them
 over, split anywhere; `CircuitBreaker` runs on a hand-moved clock;
@@ -14,7 +14,7 @@ import pytest
 
 from app.backends.body import BodyDecoder, BodyError
 from app.backends.breaker import CircuitBreaker
-from app.backends.inflight import CallHandle
+from app.backends.inflight import TRACKED_POOLS, CallHandle
 from app.backends.sse import SSEError, SSEParser
 from app.errors import BackendUnavailable
 
@@ -327,3 +327,58 @@ def test_a_handle_that_is_not_cut_leaves_its_socket_alone(socket_pair):
     CallHandle().attach(ours)
     ours.sendall(b"x")
     assert peer.recv(1) == b"x"
+
+
+# --- the backend pools' connections -------------------------------------------
+
+
+class _CountingSocket:
+    """A socket that records each write it is asked to make."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.sock.sendall(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+@pytest.fixture
+def listener():
+    server = socket.create_server(("127.0.0.1", 0))
+    yield server
+    server.close()
+
+
+def _connection(listener):
+    connection = TRACKED_POOLS["http"].ConnectionCls("127.0.0.1", listener.getsockname()[1])
+    connection.connect()
+    connection.sock = _CountingSocket(connection.sock)
+    return connection, listener.accept()[0]
+
+
+def test_a_request_with_a_body_leaves_in_one_write(listener):
+    connection, peer = _connection(listener)
+    with peer:
+        connection.request("POST", "/v1/chat/completions", body=b'{"model":"m"}')
+        assert len(connection.sock.writes) == 1
+        written = connection.sock.writes[0]
+        assert written.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        assert written.endswith(b'\r\n\r\n{"model":"m"}')
+    connection.close()
+
+
+def test_a_request_without_a_body_leaves_when_the_answer_is_awaited(listener):
+    connection, peer = _connection(listener)
+    with peer:
+        connection.request("GET", "/v1/models")
+        assert connection.sock.writes == []  # held until the answer is awaited
+        peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        assert connection.getresponse().data == b"ok"
+        assert peer.recv(4096).startswith(b"GET /v1/models HTTP/1.1\r\n")
+        assert len(connection.sock.writes) == 1
+    connection.close()
