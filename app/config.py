@@ -19,7 +19,7 @@ DEFAULT_SQLITE_PATH = "data/responses.db"
 DEFAULT_BACKEND_URL = "http://127.0.0.1:11434/v1"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 600.0
-DEFAULT_POOL_SIZE = 1000  # as many as a gevent worker's connections
+DEFAULT_WORKER_CONNECTIONS = 1000  # gunicorn's default for a gevent worker
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 CHAT_COMPLETIONS_SUFFIX = "/chat/completions"
@@ -44,7 +44,10 @@ class BackendSettings:
     max_tokens_field: str = "max_tokens"
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
-    pool_size: int = DEFAULT_POOL_SIZE
+    # Idle connections kept open to the backend; by default as many as a
+    # worker may serve at once (`worker_connections`), so that a worker
+    # holding that many streams never closes one to open another.
+    pool_size: int | None = None
     # CA certificates (a PEM file or a directory) that an https backend's
     # certificate must chain to; without it, the certifi bundle.
     ca_bundle: str | None = None
@@ -71,6 +74,7 @@ class Settings:
     store_type: str = "sqlite"
     store_dsn: str = DEFAULT_SQLITE_PATH
     workers: int = 1
+    worker_connections: int = DEFAULT_WORKER_CONNECTIONS
     backends: tuple[BackendSettings, ...] = (BackendSettings(),)
     reject_unsupported_tools: bool = False
     json_logs: bool = False
@@ -85,6 +89,7 @@ ENV_KEYS = {
     "SESSION_STORE_TYPE": "store_type",
     "SESSION_STORE_DSN": "store_dsn",
     "GATEWAY_WORKERS": "workers",
+    "GATEWAY_WORKER_CONNECTIONS": "worker_connections",
     "GATEWAY_REJECT_UNSUPPORTED_TOOLS": "reject_unsupported_tools",
     "GATEWAY_JSON_LOGS": "json_logs",
     "GATEWAY_REASONING_SECRET": "reasoning_secret",
@@ -169,7 +174,7 @@ def _validate(raw: dict[str, Any]) -> Settings:
             values[name] = str(raw[name])
     if "port" in raw:
         values["port"] = _port("port", raw["port"])
-    for name in ("workers", "max_body_bytes"):
+    for name in ("workers", "worker_connections", "max_body_bytes"):
         if name in raw:
             values[name] = _positive_int(name, raw[name])
     if "keepalive_seconds" in raw:
@@ -180,10 +185,19 @@ def _validate(raw: dict[str, Any]) -> Settings:
     if "backends" in raw:
         values["backends"] = _backends(raw["backends"])
     settings = replace(Settings(), **values)
+    settings = replace(
+        settings, backends=tuple(_sized_pool(b, settings) for b in settings.backends)
+    )
     _check_store(settings)
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL: unknown level {settings.log_level!r}")
     return settings
+
+
+def _sized_pool(backend: BackendSettings, settings: Settings) -> BackendSettings:
+    if backend.pool_size is not None:
+        return backend
+    return replace(backend, pool_size=settings.worker_connections)
 
 
 def _parse_host_port(value: str) -> tuple[str, int]:

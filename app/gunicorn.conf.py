@@ -41,8 +41,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server):
-    """Tell the app how many workers share the store; start metrics afresh."""
+    """Tell the app how many workers share the store and how many connections
+    each serves (its backend pools keep as many); start metrics afresh."""
     os.environ["GATEWAY_WORKERS"] = str(server.cfg.workers)
+    os.environ["GATEWAY_WORKER_CONNECTIONS"] = str(server.cfg.worker_connections)
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics_dir, exist_ok=True)
     for name in os.listdir(metrics_dir):

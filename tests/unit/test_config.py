@@ -9,13 +9,19 @@ the file.
 
 from __future__ import annotations
 
+import os
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
 
 from app.config import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(environ: dict[str, str] | None = None, **kwargs: Any) -> Settings:
@@ -67,6 +73,26 @@ def test_default_backend_is_a_local_chat_completions_server():
     assert backend.api_key is None
     assert backend.reasoning_field == "reasoning_content"
     assert backend.max_tokens_field == "max_tokens"
+
+
+def test_backend_pools_keep_as_many_connections_as_a_worker_serves(yaml_file):
+    assert first_backend(settings()).pool_size == 1000  # gunicorn's default worker_connections
+    assert first_backend(settings({"GATEWAY_WORKER_CONNECTIONS": "5100"})).pool_size == 5100
+    configured = yaml_file({"backends": [{"pool_size": 50}]})
+    environ = {"GATEWAY_WORKER_CONNECTIONS": "5100"}
+    assert first_backend(settings(environ, config_path=configured)).pool_size == 50
+
+
+def test_gunicorn_tells_the_app_how_many_connections_a_worker_serves(tmp_path):
+    conf = runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
+    server = SimpleNamespace(cfg=SimpleNamespace(workers=3, worker_connections=4321))
+    with mock.patch.dict(os.environ, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}):
+        conf["on_starting"](server)
+        told = {
+            name: os.environ[name] for name in ("GATEWAY_WORKERS", "GATEWAY_WORKER_CONNECTIONS")
+        }
+    assert told == {"GATEWAY_WORKERS": "3", "GATEWAY_WORKER_CONNECTIONS": "4321"}
+    assert first_backend(settings(told)).pool_size == 4321
 
 
 def test_defaults_do_not_read_the_process_environment(monkeypatch):
@@ -289,6 +315,7 @@ def test_bad_yaml_values_are_refused_by_key(yaml_file, data, key):
         ("BACKEND_REASONING_FIELD", "thoughts"),
         ("BACKEND_MAX_TOKENS_FIELD", "max_new_tokens"),
         ("GATEWAY_WORKERS", "two"),
+        ("GATEWAY_WORKER_CONNECTIONS", "0"),
         ("GATEWAY_MAX_BODY_BYTES", "10MB"),
         ("GATEWAY_REJECT_UNSUPPORTED_TOOLS", "perhaps"),
         ("BACKEND_CA_BUNDLE", "/nonexistent/ca.pem"),
