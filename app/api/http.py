@@ -15,6 +15,8 @@ from app.protocol.sse import encode_event
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_PAGE = 100
 MAX_AUTHORIZATION = 4096
+# Stored event numbers are a 32-bit integer column (PostgreSQL `integer`).
+MAX_SEQUENCE_NUMBER = 2**31 - 1
 DEFAULT_PAGE = 20
 
 

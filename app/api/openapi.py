@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response
 from marshmallow import Schema, validate
 
-from app.api.http import MAX_PAGE
+from app.api.http import MAX_PAGE, MAX_SEQUENCE_NUMBER
 from app.protocol.openapi_spec import build_document
 from app.protocol.schemas import (
     AddItemsRequest,
@@ -41,7 +41,7 @@ class FollowQuery(Schema):
     """What retrieving a response reads: `?stream=true&starting_after=N` resumes its events."""
 
     stream = Flag()
-    starting_after = Integer(validate=validate.Range(min=-1))
+    starting_after = Integer(validate=validate.Range(min=-1, max=MAX_SEQUENCE_NUMBER))
 
 
 # Operations that reach a backend pass its 4xx refusals on.

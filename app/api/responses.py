@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify
 
 from app.api.http import (
+    MAX_SEQUENCE_NUMBER,
     client_key,
     flag_arg,
     gateway,
@@ -35,7 +36,7 @@ def create() -> Any:
 
 @bp.get("/<response_id>")
 def retrieve(response_id: str) -> Any:
-    after = int_arg("starting_after", default=-1, minimum=-1)
+    after = int_arg("starting_after", default=-1, minimum=-1, maximum=MAX_SEQUENCE_NUMBER)
     if flag_arg("stream"):
         return sse_response(service.follow_response(gateway(), response_id, after))
     return jsonify(service.get_response(response_id))

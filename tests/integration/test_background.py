@@ -241,7 +241,7 @@ def test_unknown_response_id_is_a_404(app, backend, call):
     assert not backend.requests
 
 
-@pytest.mark.parametrize("starting_after", ["-2", "three"])
+@pytest.mark.parametrize("starting_after", ["-2", "three", str(2**31), str(10**30)])
 def test_bad_starting_after_is_a_400(app, backend, starting_after):
     sdk = sdk_for(app)
     backend.enqueue(fb.text(ANSWER))
