@@ -27,7 +27,11 @@ COSTS = {
     ),
     "store: peewee + sqlite3 (incl. commit)": ("peewee.py", "playhouse/"),
     "sqlite commit": ("commit (peewee.py",),
-    "backend call: requests + urllib3 + http.client": ("requests/", "urllib3/", "http/client.py"),
+    "backend call: urllib3 + http.client (requests too, where used)": (
+        "requests/",
+        "urllib3/",
+        "http/client.py",
+    ),
     "translation + response building (app/protocol, not schemas)": (
         "app/protocol/to_chat.py",
         "app/protocol/response.py",
@@ -46,9 +50,7 @@ COSTS = {
     "stream body reader: socket, framing, SSE (app/backends/chat_stream.py, body.py, sse.py)": (
         "ChatStream.payloads",
     ),
-    "opener thread: the backend call until its headers, requests included (Upstream._open)": (
-        "Upstream._open",
-    ),
+    "opener thread: the backend call until its headers (Upstream._open)": ("Upstream._open",),
     "new backend connection per request (connect)": ("_internal_connect", "create_connection"),
     "closing the backend connection (ChatStream.close)": ("ChatStream.close",),
 }
