@@ -9,13 +9,12 @@ Chat calls, the hot path, go to that adapter's own urllib3 pool directly,
 with the call's headers and body. requests' `Session.send` and
 `HTTPAdapter.send` around it (per-call URL, proxy and TLS lookups, a
 `Response` with its cookie extraction, the body read in 10 KB pieces) cost
-~0.2 ms a call, 15-20% of a whole request at concurrency 1
-(docs/BENCHMARKS.md). Headers are passed per call (the pool is shared by
-greenlets); every call has a `(connect, read)` timeout; only connection
-failures (nothing sent yet) are retried; a redirect is not followed but
-answered as a 502 that says where it pointed. urllib3's exceptions become
-the gateway's own here. The session keeps no cookies: it is shared by
-every client's calls.
+~0.13 ms a call, ~12% of a stored request's CPU (docs/BENCHMARKS.md).
+Headers are passed per call (the pool is shared by greenlets); every call
+has a `(connect, read)` timeout; only connection failures (nothing sent
+yet) are retried; a redirect is not followed but answered as a 502 that
+says where it pointed. urllib3's exceptions become the gateway's own
+here. The session keeps no cookies: it is shared by every client's calls.
 """
 
 from __future__ import annotations
@@ -178,7 +177,7 @@ class Backend:
         return response
 
     def _call_error(self, exc: Exception) -> GatewayError:
-        cause = exc.reason if isinstance(exc, MaxRetryError) else exc
+        cause = (exc.reason or exc) if isinstance(exc, MaxRetryError) else exc
         # urllib3's "could not connect at all" derives from its connect timeout.
         if isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError):
             self.failed("connect_timeout")
