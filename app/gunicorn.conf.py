@@ -34,6 +34,12 @@ errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
 
 
+# A numeric backend address needs no lookup, but gevent's default resolver
+# sends every one through its thread pool (and the GIL): this one answers
+# them in place and passes names on to the pool. An operator's own
+# GEVENT_RESOLVER wins.
+os.environ.setdefault("GEVENT_RESOLVER", "app.backends.resolver.Resolver")
+
 # Prometheus multiprocess mode: every worker writes its metrics here and
 # /metrics adds them up. The directory must exist before workers start.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

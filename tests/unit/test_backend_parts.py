@@ -1,5 +1,5 @@
 """The small parts of the backend layer: body framing, the SSE parser, the circuit
-breaker, the handle that cuts a call, the pools' connections.
+breaker, the handle that cuts a call, the pools' connections, the resolver.
 
 `BodyDecoder` and `SSEParser` are fed bytes as a socket would hand them
 over, split anywhere; `CircuitBreaker` runs on a hand-moved clock;
@@ -8,13 +8,16 @@ over, split anywhere; `CircuitBreaker` runs on a hand-moved clock;
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from types import SimpleNamespace
 
 import pytest
 
 from app.backends.body import BodyDecoder, BodyError
 from app.backends.breaker import CircuitBreaker
 from app.backends.inflight import TRACKED_POOLS, CallHandle
+from app.backends.resolver import Resolver
 from app.backends.sse import SSEError, SSEParser
 from app.errors import BackendUnavailable
 
@@ -382,3 +385,36 @@ def test_a_request_without_a_body_leaves_when_the_answer_is_awaited(listener):
         assert peer.recv(4096).startswith(b"GET /v1/models HTTP/1.1\r\n")
         assert len(connection.sock.writes) == 1
     connection.close()
+
+
+# --- Resolver -----------------------------------------------------------------
+
+
+class _CountingPool:
+    """Stands in for gevent's thread pool: runs the call here and counts it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def apply(self, function, args=(), kwargs=None):
+        self.calls += 1
+        return function(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def resolver():
+    return Resolver(hub=SimpleNamespace(threadpool=_CountingPool(), NOT_ERROR=()))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.5", "::1", b"127.0.0.1"])
+def test_numeric_addresses_are_answered_without_the_thread_pool(resolver, host):
+    answer = resolver.getaddrinfo(host, 8000, 0, socket.SOCK_STREAM)
+    assert answer == socket.getaddrinfo(host, 8000, 0, socket.SOCK_STREAM)
+    assert resolver.pool.calls == 0
+
+
+@pytest.mark.parametrize("host", ["localhost", "1.2.3.4.example", "::1::"])
+def test_names_still_go_through_the_thread_pool(resolver, host):
+    with contextlib.suppress(OSError):  # only where the lookup goes matters here
+        resolver.getaddrinfo(host, 8000, 0, socket.SOCK_STREAM)
+    assert resolver.pool.calls == 1

@@ -95,6 +95,16 @@ def test_gunicorn_tells_the_app_how_many_connections_a_worker_serves(tmp_path):
     assert first_backend(settings(told)).pool_size == 4321
 
 
+def test_gunicorn_workers_answer_numeric_addresses_without_a_lookup(tmp_path):
+    environ = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    with mock.patch.dict(os.environ, environ, clear=True):
+        runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
+        assert os.environ["GEVENT_RESOLVER"] == "app.backends.resolver.Resolver"
+    with mock.patch.dict(os.environ, {**environ, "GEVENT_RESOLVER": "ares"}, clear=True):
+        runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
+        assert os.environ["GEVENT_RESOLVER"] == "ares"  # the operator's choice stays
+
+
 def test_defaults_do_not_read_the_process_environment(monkeypatch):
     monkeypatch.setenv("HOST_PORT", "9999")
     assert settings().port == 8080
