@@ -266,6 +266,7 @@ def scale_section(rows: list[dict]) -> str:
         ["target", "streams", "token every ms", "tokens", "worker_connections", "completed"]
         + ["errors", "peak open"]
         + ["RSS before MB", "RSS peak MB", "KB/stream", "p50 s (nominal)", "TTFB p50 ms"]
+        + ["TTFB p99 ms"]
         + ["CPU µs/token", "CPU (target / backend / loadgen)"],
         [
             [
@@ -282,6 +283,7 @@ def scale_section(rows: list[dict]) -> str:
                 row["kb_per_stream"],
                 f"{row['latency_ms']['p50'] / 1000:.1f} ({row.get('nominal_s', '-')})",
                 row["ttfb_ms"]["p50"],
+                row["ttfb_ms"]["p99"],
                 row.get("cpu_us_per_token", "-"),
                 " / ".join(f"{value:.0f}%" for value in row["cpu_pct"].values()),
             ]

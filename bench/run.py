@@ -367,25 +367,29 @@ def profile_gateway(mode: Mode, out: Path, gateway: Service) -> dict:
     return results
 
 
-def scale(mode: Mode, workdir: Path, backend: Service) -> list[dict]:
+def scale(mode: Mode, workdir: Path, backend: Service, against: Path | None = None) -> list[dict]:
     """Hold N long streams at once on a fresh gateway each; memory per stream, errors, CPU.
 
     The floor app relays the same streams at the middle N and at the largest:
     the stack's own CPU per token, next to the gateway's, and whether the
     stack alone can hold the largest N at that token rate. The largest N runs
     once more with a token every 500 ms, the slow end of the range, for both.
+    With `against` (another revision's tree), its gateway holds the largest N
+    too, right after this one's.
     """
     middle, largest = mode.scale_streams[len(mode.scale_streams) // 2], mode.scale_streams[-1]
     runs = []
     for count in mode.scale_streams:
-        runs.append(("gateway", "wsgi:app", count, SCALE_TICK_MS))
+        runs.append(("gateway", "wsgi:app", count, SCALE_TICK_MS, ROOT))
+        if count == largest and against is not None:
+            runs.append((AGAINST, "wsgi:app", count, SCALE_TICK_MS, against))
         if count in (middle, largest):
-            runs.append(("floor", "bench.floor_app:app", count, SCALE_TICK_MS))
+            runs.append(("floor", "bench.floor_app:app", count, SCALE_TICK_MS, ROOT))
     for name, app in (("gateway", "wsgi:app"), ("floor", "bench.floor_app:app")):
-        runs.append((name, app, largest, SLOW_TICK_MS))
+        runs.append((name, app, largest, SLOW_TICK_MS, ROOT))
     rows = []
-    for name, app, count, tick_ms in runs:
-        rows.append(_hold_streams(mode, workdir, backend, name, app, count, tick_ms))
+    for name, app, count, tick_ms, root in runs:
+        rows.append(_hold_streams(mode, workdir, backend, name, app, count, tick_ms, root))
         print(report.scale_line(rows[-1]), flush=True)
     return rows
 
@@ -398,6 +402,7 @@ def _hold_streams(
     app: str,
     count: int,
     tick_ms: tuple[int, int],
+    root: Path = ROOT,
 ) -> dict:
     token_seconds = sum(tick_ms) / 2000
     # As many tokens as last the same time as the full range's streams do.
@@ -423,6 +428,7 @@ def _hold_streams(
         workdir,
         backend,
         {"GATEWAY_WORKER_CONNECTIONS": str(per_worker)},
+        root=root,
     )
     try:
         load(service, warm, 16, duration=2, requests=400)
@@ -689,12 +695,13 @@ def main(argv: list[str] | None = None) -> None:
             services.append(floor)
             gateway = start_gunicorn("gateway", "wsgi:app", workdir, backend)
             services.append(gateway)
-            against = None
-            if args.against and "throughput" in args.only:
+            against, tree = None, None
+            if args.against:
                 tree = export_revision(args.against, workdir)
+                results["against"] = {"revision": args.against, "tree": tree.name[5:]}
+            if tree is not None and "throughput" in args.only:
                 against = start_gunicorn(AGAINST, "wsgi:app", workdir, backend, root=tree)
                 services.append(against)
-                results["against"] = {"revision": args.against, "tree": tree.name[5:]}
             if "throughput" in args.only:
                 results["throughput"] = throughput(mode, backend, floor, gateway, against)
                 results["pool_full_warnings"] = gateway.log_lines(POOL_FULL_WARNING)
@@ -708,7 +715,7 @@ def main(argv: list[str] | None = None) -> None:
             if "memory" in args.only:
                 results["memory"] = memory_over_time(mode, workdir, backend)
             if "scale" in args.only:
-                results["scale"] = scale(mode, workdir, backend)
+                results["scale"] = scale(mode, workdir, backend, tree)
             if "writes" in args.only:
                 results["writes"] = writes.store_writes(workdir, mode.write_checkpoints)
                 _bound_store.clear()  # the store module is bound to the last writes file now
@@ -723,7 +730,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only != set(SECTIONS):
         shown = args.only | ({"against"} if args.against else set())
         print(json.dumps({key: results[key] for key in results if key in shown}, indent=1))
-        if "against" in results:
+        if "against" in results and "throughput" in results:
             print(report.against_section(results))
         return
     (out / "results.json").write_text(json.dumps(results, indent=1))

@@ -60,6 +60,7 @@ def test_long_streams_all_complete(smoke_results: tuple[dict, str]) -> None:
     for row in results["scale"]:
         assert row["completed"] == row["streams"] and row["errors"] == 0, row
         assert row["peak_open_at_backend"] > 1
+    assert "against" in {row["target"] for row in results["scale"]}
 
 
 @pytest.mark.slow
