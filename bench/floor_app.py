@@ -24,7 +24,9 @@ from requests.adapters import HTTPAdapter
 
 READ_SIZE = 8 * 1024  # as the gateway reads a stream (app/backends/chat_stream.py)
 COMPLETED = b'event: response.completed\ndata: {"type":"response.completed"}\n\n'
-POOL_SIZE = 100  # the gateway's default backend pool size, for a like-for-like floor
+# Backend connections kept per worker: more than the c=32 points need. (The
+# gateway keeps as many as a worker serves; at c=256 the floor opens a few more.)
+POOL_SIZE = 100
 TIMEOUT = (10.0, 600.0)
 
 app = Flask(__name__)
