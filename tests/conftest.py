@@ -27,8 +27,8 @@ except ImportError:  # pragma: no cover - openai 1.x/2.x
     import httpx
 from tests.fakebackend import FakeBackend
 
-# Fixtures that start the gateway as a process (gunicorn), for tests/e2e.
-pytest_plugins = ["tests.e2e.gateway_process"]
+# Fixtures that start the gateway as a process (gunicorn), and an https backend.
+pytest_plugins = ["tests.e2e.gateway_process", "tests.tls"]
 
 PG_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_KEY = "sk-test-0123456789abcdefghijklmnop"

@@ -47,6 +47,7 @@ from tests.integration.helpers import (
     sse_events,
     stream,
 )
+from tests.tls import self_signed_certificate
 
 try:  # openai 3.x ships its transport as httpx2
     import httpx2 as httpx
@@ -57,7 +58,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "nginx" / "responses-gateway.conf"
 DEBIAN_NGINX = "/usr/sbin/nginx"  # not on a non-root user's PATH
 NGINX = shutil.which("nginx") or (DEBIAN_NGINX if os.access(DEBIAN_NGINX, os.X_OK) else None)
-OPENSSL = shutil.which("openssl")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 OVERSIZED_BODY = 11 * 1024 * 1024
@@ -152,21 +152,6 @@ http {{
 {site}
 }}
 """
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path] | None:
-    """A throwaway certificate for 127.0.0.1, or None without openssl."""
-    if OPENSSL is None:
-        return None
-    cert, key = directory / "gateway.crt", directory / "gateway.key"
-    subprocess.run(
-        [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-        + ["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 def wait_for(url: str, verify: ssl.SSLContext | bool, process: subprocess.Popen, log: Path) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
-import subprocess
 from dataclasses import replace
 from itertools import groupby
 
@@ -301,26 +299,8 @@ def test_a_compressed_event_stream_is_a_502_and_nothing_is_stored(app, sdk, back
     assert_nothing_stored(app)
 
 
-@pytest.fixture
-def tls_backend(tmp_path):
-    """A fake backend serving HTTPS with a throwaway self-signed certificate."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (scripts/install-test-tools installs it)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
-    server = fb.FakeBackend(models=[MODEL], tls=(str(cert), str(key))).start()
-    yield server, cert
-    server.stop()
-
-
-def test_a_tls_backend_streams_and_keeps_its_connection(make_app, tls_backend):
-    server, cert = tls_backend
+def test_a_tls_backend_streams_and_keeps_its_connection(make_app, https_backend):
+    server, cert = https_backend
     # The backend's CA bundle is the test's own self-signed certificate.
     app = make_app(backends=[{"name": "tls", "base_url": server.base_url, "ca_bundle": str(cert)}])
     sdk = sdk_for(app)
