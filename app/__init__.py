@@ -1,20 +1,32 @@
-"""The gateway application: `create_app` wires config, store, backends and API."""
+"""The gateway application: `create_app` wires config, store, backends and API.
+
+Importing the package imports nothing else. The `gateway` command and
+gunicorn's master import `app.cli` and `app.config` before any worker
+exists; had they pulled in requests or urllib3 (and with them ssl's
+classes), gevent could no longer patch ssl in the workers, and every call
+to an https backend would fail. So the factory imports its parts itself.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from app import api, backends, store
-from app.config import Settings, load_settings
-from app.logs import configure_logging
-from app.services.prepare import Gateway
+    from app.config import Settings
 
 
 def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
     """Build the app from settings (defaults <- YAML <- env <- `overrides`)."""
+    from flask import Flask
+
+    from app import api, backends, store
+    from app.config import load_settings
+    from app.logs import configure_logging
+    from app.services.prepare import Gateway
+
     settings = settings or load_settings(overrides)
     configure_logging(settings.log_level, settings.json_logs)
     app = Flask(__name__)

@@ -1,4 +1,8 @@
-"""The gateway as a real process: `gunicorn -c gunicorn.conf.py wsgi:app` from the checkout."""
+"""The gateway as a real process: `gunicorn -c gunicorn.conf.py wsgi:app` from the checkout.
+
+Any other entry point (`./scripts/run`, the systemd unit's `ExecStart`) can
+be started the same way by passing its command.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from tests.fakebackend import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
 
 
 def free_port() -> int:
@@ -28,9 +33,16 @@ def free_port() -> int:
 
 
 class Gateway:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` started from the checkout."""
+    """The gateway started from the checkout: gunicorn, or `command` with the same settings."""
 
-    def __init__(self, tmp_path: Path, backend: FakeBackend, workers: int, env: dict[str, str]):
+    def __init__(
+        self,
+        tmp_path: Path,
+        backend: FakeBackend,
+        workers: int,
+        env: dict[str, str],
+        command: list[str] | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / f"gunicorn-{self.port}.log"
@@ -38,15 +50,15 @@ class Gateway:
             **os.environ,
             "OPENAI_API_ENDPOINT": backend.base_url,
             "SESSION_STORE_DSN": str(tmp_path / "gateway.db"),
-            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port} --workers {workers}",
+            "HOST_PORT": f"127.0.0.1:{self.port}",
+            "GATEWAY_WORKERS": str(workers),
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             "LOG_LEVEL": "info",
             **env,
         }
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command or GUNICORN, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
 
     def wait_until_serving(self) -> None:
@@ -81,8 +93,14 @@ class Gateway:
 def start_gateway(tmp_path: Path, backend: FakeBackend) -> Iterator[Any]:
     started: list[Gateway] = []
 
-    def start(workers: int = 2, wait: bool = True, **env: str) -> Gateway:
-        gateway = Gateway(tmp_path, backend, workers, env)
+    def start(
+        workers: int = 2,
+        wait: bool = True,
+        command: list[str] | None = None,
+        model_server: FakeBackend | None = None,
+        **env: str,
+    ) -> Gateway:
+        gateway = Gateway(tmp_path, model_server or backend, workers, env, command)
         started.append(gateway)
         if wait:
             gateway.wait_until_serving()
