@@ -18,7 +18,8 @@ elif _host_port:
 else:
     bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
 
-worker_class = "gevent"
+# gunicorn's gevent worker, closing idle keep-alive connections when it stops.
+worker_class = "app.worker.GatewayWorker"
 workers = int(os.environ.get("GATEWAY_WORKERS", min(2 * (os.cpu_count() or 1) + 1, 8)))
 worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", 1000))
 # gevent workers heartbeat from their own greenlet, so a long stream never
@@ -33,6 +34,13 @@ errorlog = "-"
 # No headers in the access log: it never sees the Authorization header.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
 
+
+# gunicorn's control socket (`gunicornc`: stop, reload, scale) would be made in
+# $XDG_RUNTIME_DIR or ~/.gunicorn (the image's /data volume), one path for every
+# gunicorn of the user. Off unless GATEWAY_CONTROL_SOCKET names where it goes.
+control_socket_disable = not os.environ.get("GATEWAY_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GATEWAY_CONTROL_SOCKET"]
 
 # A numeric backend address needs no lookup, but gevent's default resolver
 # sends every one through its thread pool (and the GIL): this one answers

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -222,3 +223,42 @@ def test_shutdown_lets_a_stream_in_flight_finish(start_gateway, backend):
         rest = list(lines)
     assert any("response.completed" in line for line in rest)
     assert gateway.wait_for_exit(timeout=20) == 0  # bounded by the graceful timeout
+
+
+def idle_keepalive_connection(gateway: Gateway) -> socket.socket:
+    """A connection that was answered once and is kept open, idle, as pooling clients do."""
+    connection = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
+    connection.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += connection.recv(4096)
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    body = head.partition(b"\r\n\r\n")[2]
+    while len(body) < length:
+        body += connection.recv(4096)
+    assert b"connection: close" not in head.lower()
+    return connection
+
+
+def test_stop_ends_with_the_last_stream_though_an_idle_connection_stays(start_gateway, backend):
+    gateway = start_gateway(workers=1, GATEWAY_GRACEFUL_TIMEOUT="30")
+    idle = idle_keepalive_connection(gateway)
+    backend.enqueue(text("x" * 40, chunk_size=4, delay=0.2))
+    with requests.post(
+        gateway.url + "/v1/responses",
+        json={"model": "fake-model", "input": "hi", "stream": True},
+        stream=True,
+        timeout=30,
+    ) as reply:
+        lines = reply.iter_lines(decode_unicode=True)
+        for line in lines:
+            if "response.output_text.delta" in line:
+                gateway.process.send_signal(signal.SIGTERM)
+                break
+        assert idle.recv(1) == b"", "the idle connection was not closed on the stop"
+        rest = list(lines)
+    ended = time.monotonic()
+    assert any("response.completed" in line for line in rest)
+    assert gateway.wait_for_exit(timeout=30) == 0
+    # gunicorn's own wait ended with the stream, not with the 30 s graceful timeout.
+    assert time.monotonic() - ended < 5, gateway.log_text()

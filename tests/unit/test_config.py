@@ -83,10 +83,16 @@ def test_backend_pools_keep_as_many_connections_as_a_worker_serves(yaml_file):
     assert first_backend(settings(environ, config_path=configured)).pool_size == 50
 
 
+def gunicorn_conf(environ: dict[str, str]) -> dict[str, Any]:
+    """app/gunicorn.conf.py's settings under `environ` alone; the test's environment is kept."""
+    with mock.patch.dict(os.environ, environ, clear=True):
+        return runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
+
+
 def test_gunicorn_tells_the_app_how_many_connections_a_worker_serves(tmp_path):
-    conf = runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
     server = SimpleNamespace(cfg=SimpleNamespace(workers=3, worker_connections=4321))
     with mock.patch.dict(os.environ, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}):
+        conf = runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
         conf["on_starting"](server)
         told = {
             name: os.environ[name] for name in ("GATEWAY_WORKERS", "GATEWAY_WORKER_CONNECTIONS")
@@ -103,6 +109,16 @@ def test_gunicorn_workers_answer_numeric_addresses_without_a_lookup(tmp_path):
     with mock.patch.dict(os.environ, {**environ, "GEVENT_RESOLVER": "ares"}, clear=True):
         runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
         assert os.environ["GEVENT_RESOLVER"] == "ares"  # the operator's choice stays
+
+
+def test_gunicorn_control_socket_is_off_unless_given_a_path(tmp_path):
+    environ = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    assert gunicorn_conf(environ)["control_socket_disable"] is True
+    given = gunicorn_conf({**environ, "GATEWAY_CONTROL_SOCKET": str(tmp_path / "ctl")})
+    assert (given["control_socket_disable"], given["control_socket"]) == (
+        False,
+        str(tmp_path / "ctl"),
+    )
 
 
 def test_defaults_do_not_read_the_process_environment(monkeypatch):

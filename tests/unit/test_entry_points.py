@@ -22,7 +22,7 @@ WORKER_ONLY = ("requests", "urllib3", "flask", "werkzeug", "peewee", "psycopg", 
 MASTER_THEN_WORKER = """
 import json, runpy, sys, warnings
 import gunicorn.app.wsgiapp, gunicorn.workers.ggevent
-import app.cli
+import app.cli, app.worker
 from app.config import load_settings
 load_settings(environ={})
 runpy.run_path("gunicorn.conf.py")
