@@ -7,6 +7,7 @@ environment. Invalid configuration raises `ConfigError` naming the key.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -22,6 +23,12 @@ DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_WORKER_CONNECTIONS = 1000  # gunicorn's default for a gevent worker
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEPALIVE_SECONDS = 15.0
+DEFAULT_EVENTS_TTL = 24 * 3600.0
+DEFAULT_SWEEP_INTERVAL = 300.0
+DEFAULT_BACKGROUND_LEASE = 30.0
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+OFF_WORDS = ("", "0", "off", "none", "never")
 CHAT_COMPLETIONS_SUFFIX = "/chat/completions"
 STORE_TYPES = ("sqlite", "postgres", "memory")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -81,6 +88,16 @@ class Settings:
     reasoning_secret: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
+    # Apply pending schema migrations at start (off: `gateway migrate` by hand).
+    migrate_on_start: bool = True
+    # Stored responses and idle conversations older than this are gone (None: kept).
+    store_ttl: float | None = None
+    # A background response's stream events are kept this long after it ended.
+    events_ttl: float = DEFAULT_EVENTS_TTL
+    # How often a worker sweeps the store (0: never; `gateway sweep` does it).
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL
+    # How long a background runner's lease lasts before it must renew it.
+    background_lease: float = DEFAULT_BACKGROUND_LEASE
 
 
 ENV_KEYS = {
@@ -95,6 +112,11 @@ ENV_KEYS = {
     "GATEWAY_REASONING_SECRET": "reasoning_secret",
     "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
     "GATEWAY_KEEPALIVE_SECS": "keepalive_seconds",
+    "GATEWAY_MIGRATE_ON_START": "migrate_on_start",
+    "GATEWAY_STORE_TTL": "store_ttl",
+    "GATEWAY_EVENTS_TTL": "events_ttl",
+    "GATEWAY_SWEEP_INTERVAL": "sweep_interval",
+    "GATEWAY_BACKGROUND_LEASE": "background_lease",
 }
 BACKEND_ENV_KEYS = {
     "OPENAI_API_ENDPOINT": "base_url",
@@ -179,9 +201,16 @@ def _validate(raw: dict[str, Any]) -> Settings:
             values[name] = _positive_int(name, raw[name])
     if "keepalive_seconds" in raw:
         values["keepalive_seconds"] = _positive_float("keepalive_seconds", raw["keepalive_seconds"])
-    for name in ("reject_unsupported_tools", "json_logs"):
+    for name in ("reject_unsupported_tools", "json_logs", "migrate_on_start"):
         if name in raw:
             values[name] = _boolean(name, raw[name])
+    if "store_ttl" in raw:
+        values["store_ttl"] = _duration("store_ttl", raw["store_ttl"], off=True)
+    if "sweep_interval" in raw:
+        values["sweep_interval"] = _duration("sweep_interval", raw["sweep_interval"], off=True) or 0
+    for name in ("events_ttl", "background_lease"):
+        if name in raw:
+            values[name] = _duration(name, raw[name])
     if "backends" in raw:
         values["backends"] = _backends(raw["backends"])
     settings = replace(Settings(), **values)
@@ -228,6 +257,21 @@ def _positive(name: str, value: Any, kind: type, described: str) -> Any:
     if number <= 0:
         raise ConfigError(f"{name}: must be greater than 0, got {number}")
     return number
+
+
+def _duration(name: str, value: Any, off: bool = False) -> float | None:
+    """Seconds, from a number or `90s`, `15m`, `12h`, `30d`; `off` allows 0/off (None)."""
+    text = str(value).strip().lower()
+    if off and text in OFF_WORDS:
+        return None
+    match = DURATION_PATTERN.fullmatch(text)
+    seconds = float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"] if match else 0
+    if seconds <= 0:
+        allowed = ", or off" if off else ""
+        raise ConfigError(
+            f"{name}: expected a duration such as 90s, 15m, 12h or 30d{allowed}, got {value!r}"
+        )
+    return seconds
 
 
 def _boolean(name: str, value: Any) -> bool:

@@ -4,8 +4,9 @@
 - `make_app(**overrides)`: a fresh gateway app on its own SQLite file.
 - `client`: Flask test client of a default app; `sdk`: the real `openai`
   client talking to that same app in-process (httpx WSGI transport).
-- `store_dsn`: parametrised over SQLite and PostgreSQL (a throwaway
-  database on GATEWAY_TEST_PG_DSN; skipped with the reason if unreachable).
+- `store_settings`: parametrised over SQLite and PostgreSQL (a throwaway
+  database on GATEWAY_TEST_PG_DSN, shared by the session; skipped with the
+  reason if unreachable); `fresh_store`: the same, empty, for one test.
 """
 
 from __future__ import annotations
@@ -107,6 +108,16 @@ def _postgres_database() -> Iterator[str]:
 def postgres_dsn() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session."""
     yield from _postgres_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[dict[str, Any]]:
+    """Store settings for an empty database of each kind, made for this test alone."""
+    if request.param == "postgres":
+        for dsn in _postgres_database():
+            yield {"store_type": "postgres", "store_dsn": dsn}
+        return
+    yield {"store_type": "sqlite", "store_dsn": str(tmp_path / "fresh.db")}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,7 +3,9 @@
 `db` is a proxy bound at start-up from the settings' DSN: a SQLite file
 (default, WAL mode), PostgreSQL (psycopg 3, which goes green under gevent),
 or an in-process shared-cache SQLite database for the one-worker memory
-store. Connections are opened on demand and closed after each request.
+store. The schema is brought up to date by the migrations at start (or
+refused, if the operator runs them by hand). Connections are opened on
+demand and closed after each request.
 """
 
 from __future__ import annotations
@@ -11,24 +13,29 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlparse
 
-from peewee import DatabaseError, SqliteDatabase
+from peewee import SqliteDatabase
 from playhouse.pool import PooledSqliteDatabase
 from playhouse.postgres_ext import PooledPsycopg3Database
 
 from app.config import Settings
-from app.store.models import MODELS, db
+from app.store import migrations
+from app.store.models import db
 
 log = logging.getLogger(__name__)
 
 SQLITE_PRAGMAS = {
-    "journal_mode": "wal",
+    # First: the pragmas after it then wait for a lock instead of failing at once
+    # (switching a new file to WAL takes one, while other workers start too).
     "busy_timeout": 5000,
+    "journal_mode": "wal",
     "synchronous": "normal",
+    # Takes effect only in a new, empty file (or at the next VACUUM): freed
+    # pages can then be given back to the file system a few at a time.
+    "auto_vacuum": "incremental",
 }
 POOL_SIZE = 64
 # A request waits this long for a free pooled connection rather than failing
@@ -36,7 +43,6 @@ POOL_SIZE = 64
 # hold one, and a green PostgreSQL query holds one while it waits too.
 POOL_WAIT_SECONDS = 10
 STALE_SECONDS = 300
-CREATE_ATTEMPTS = 3
 
 __all__ = ["db", "init_app", "open_database"]
 
@@ -77,11 +83,11 @@ def open_database(settings: Settings) -> tuple[Any, Any]:
 
 
 def init_app(app: Any, settings: Settings) -> None:
-    """Bind `db` to the configured store, create tables, close connections per request."""
+    """Bind `db` to the configured store, bring its schema up to date, close connections."""
     database, keeper = open_database(settings)
     db.initialize(database)
     app.extensions["store_keeper"] = keeper
-    _create_tables()
+    prepare_schema(settings.migrate_on_start)
 
     @app.teardown_appcontext
     def close_connection(_exc: BaseException | None) -> None:
@@ -89,15 +95,17 @@ def init_app(app: Any, settings: Settings) -> None:
             db.close()
 
 
-def _create_tables() -> None:
-    """Create missing tables; tolerate another worker doing the same at once."""
-    for attempt in range(CREATE_ATTEMPTS):
-        try:
-            with db.connection_context():
-                db.create_tables(MODELS, safe=True)
-            return
-        except DatabaseError as exc:
-            if attempt == CREATE_ATTEMPTS - 1:
-                raise
-            log.info("creating tables raced another worker, retrying: %s", exc)
-            time.sleep(0.2 * (attempt + 1))
+def prepare_schema(migrate: bool) -> None:
+    """Apply pending migrations, or refuse to serve an out-of-date schema."""
+    if migrate:
+        for migration in migrations.migrate():
+            log.info("store schema: applied migration %d (%s)", migration.number, migration.name)
+        return
+    with db.connection_context():
+        pending = migrations.pending()
+    if pending:
+        names = ", ".join(f"{m.number} ({m.name})" for m in pending)
+        raise migrations.SchemaError(
+            f"the store's schema needs migrations {names}: run `gateway migrate` "
+            "(GATEWAY_MIGRATE_ON_START is off)"
+        )

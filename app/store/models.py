@@ -1,8 +1,10 @@
-"""Peewee models: stored responses, items, conversations, gateway secrets.
+"""Peewee models: stored responses, items, conversations, gateway secrets and leases.
 
 Items of every owner (a response's input, its output, a conversation) live
 in one table ordered by `seq`, so a chain or a conversation is read back in
-one query and paged by item id.
+one query and paged by item id. The tables are made by the migrations
+(app/store/migrations/), which must end where these models are: a test
+compares the two.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from peewee import (
     CharField,
     CompositeKey,
     DatabaseProxy,
+    DoubleField,
     IntegerField,
     Model,
     TextField,
@@ -39,9 +42,12 @@ class StoredResponse(BaseModel):
     previous_response_id = CharField(null=True, max_length=ID_LENGTH)
     conversation_id = CharField(null=True, max_length=ID_LENGTH)
     body = TextField()
+    updated_at = BigIntegerField(null=True)  # the last change: for a finished one, its end
+    lease_until = DoubleField(null=True)  # a running background response's runner is alive
 
     class Meta:
         table_name = "responses"
+        indexes = ((("created_at",), False), (("status", "lease_until"), False))
 
 
 class StoredItem(BaseModel):
@@ -69,6 +75,7 @@ class StoredConversation(BaseModel):
     id = CharField(primary_key=True, max_length=ID_LENGTH)
     created_at = BigIntegerField()
     metadata = TextField()
+    updated_at = BigIntegerField(null=True, index=True)  # when its last item was added
 
     class Meta:
         table_name = "conversations"
@@ -97,4 +104,22 @@ class GatewaySecret(BaseModel):
         table_name = "gateway_secrets"
 
 
-MODELS = [StoredResponse, StoredItem, StoredConversation, StoredEvent, GatewaySecret]
+class GatewayLease(BaseModel):
+    """A named job only one worker (of any node) may do at a time, until `expires_at`."""
+
+    name = CharField(primary_key=True, max_length=64)
+    holder = CharField(max_length=128)
+    expires_at = DoubleField()
+
+    class Meta:
+        table_name = "gateway_leases"
+
+
+MODELS = [
+    StoredResponse,
+    StoredItem,
+    StoredConversation,
+    StoredEvent,
+    GatewaySecret,
+    GatewayLease,
+]

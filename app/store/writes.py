@@ -37,18 +37,23 @@ def writes(function: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(function)
     def run(*args: Any, **kwargs: Any) -> T:
-        if db.in_transaction():
-            return function(*args, **kwargs)
-        if not isinstance(db.obj, SqliteDatabase):
-            with db.atomic():
-                return function(*args, **kwargs)
-        return _sqlite_write(lambda: function(*args, **kwargs))
+        return write_transaction(lambda: function(*args, **kwargs))
 
     return run
 
 
-def _sqlite_write(body: Callable[[], T]) -> T:
-    deadline = time.monotonic() + WRITE_DEADLINE
+def write_transaction(body: Callable[[], T], wait: float = WRITE_DEADLINE) -> T:
+    """Run `body` holding the write lock, waiting for it up to `wait` seconds."""
+    if db.in_transaction():
+        return body()
+    if not isinstance(db.obj, SqliteDatabase):
+        with db.atomic():
+            return body()
+    return _sqlite_write(body, wait)
+
+
+def _sqlite_write(body: Callable[[], T], wait: float) -> T:
+    deadline = time.monotonic() + wait
     pause = FIRST_PAUSE
     while True:
         try:
