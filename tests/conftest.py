@@ -110,14 +110,19 @@ def postgres_dsn() -> Iterator[str]:
     yield from _postgres_database()
 
 
+@pytest.fixture
+def fresh_postgres() -> Iterator[dict[str, Any]]:
+    """Store settings for an empty PostgreSQL database made for this test alone."""
+    for dsn in _postgres_database():
+        yield {"store_type": "postgres", "store_dsn": dsn}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def fresh_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[dict[str, Any]]:
+def fresh_store(request: pytest.FixtureRequest, tmp_path: Any) -> dict[str, Any]:
     """Store settings for an empty database of each kind, made for this test alone."""
     if request.param == "postgres":
-        for dsn in _postgres_database():
-            yield {"store_type": "postgres", "store_dsn": dsn}
-        return
-    yield {"store_type": "sqlite", "store_dsn": str(tmp_path / "fresh.db")}
+        return request.getfixturevalue("fresh_postgres")
+    return {"store_type": "sqlite", "store_dsn": str(tmp_path / "fresh.db")}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

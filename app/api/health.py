@@ -1,4 +1,4 @@
-"""/health: is the gateway serving, and the state of each backend's breaker."""
+"""/health (backends) and /ready (backends and a store write): for monitors and load balancers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from app.api.http import gateway
+from app.api.http import flag_arg, gateway
+from app.services.health import health as health_report
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
 def health() -> Any:
-    backends = gateway().backends.all
-    states = [
-        {"name": backend.name, "circuit_breaker": backend.breaker.state()} for backend in backends
-    ]
-    serving = any(not state["circuit_breaker"]["is_open"] for state in states)
-    body = {"status": "ok" if serving else "unavailable", "backends": states}
-    return jsonify(body), 200 if serving else 503
+    body, status = health_report(gateway().backends, ready=flag_arg("ready"))
+    return jsonify(body), status
+
+
+@bp.get("/ready")
+def ready() -> Any:
+    body, status = health_report(gateway().backends, ready=True)
+    return jsonify(body), status

@@ -44,6 +44,12 @@ class FollowQuery(Schema):
     starting_after = Integer(validate=validate.Range(min=-1, max=MAX_SEQUENCE_NUMBER))
 
 
+class HealthQuery(Schema):
+    """`/health?ready=1` checks the store too, as `/ready` does."""
+
+    ready = Flag()
+
+
 # Operations that reach a backend pass its 4xx refusals on.
 UPSTREAM_ERRORS = ("400", "404", "4XX", "5XX")
 RESPONSE = "/v1/responses/{response_id}"
@@ -81,7 +87,15 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/v1/models": {"get": {"summary": "List models", "errors": UPSTREAM_ERRORS}},
     "/health": {
-        "get": {"summary": "Health", "errors": (), "object_statuses": ("200", "503")},
+        "get": {
+            "summary": "Health",
+            "query": HealthQuery,
+            "errors": (),
+            "object_statuses": ("200", "503"),
+        },
+    },
+    "/ready": {
+        "get": {"summary": "Readiness", "errors": (), "object_statuses": ("200", "503")},
     },
 }
 

@@ -68,10 +68,11 @@ def breaker_state(http: Any) -> tuple[int, dict[str, Any]]:
     """GET /health: its status and the single backend's breaker state."""
     reply = http.get("/health")
     body = reply.get_json()
-    assert set(body) == {"status", "backends"}, body
-    assert body["status"] == ("ok" if reply.status_code == 200 else "unavailable")
+    assert set(body) == {"status", "circuit_breaker", "backends"}, body
+    assert body["status"] == ("healthy" if reply.status_code == 200 else "unhealthy")
     (backend_state,) = body["backends"]
     assert backend_state["name"] == "default"
+    assert body["circuit_breaker"] == backend_state["circuit_breaker"]
     return reply.status_code, backend_state["circuit_breaker"]
 
 
