@@ -97,6 +97,13 @@ class StoreError(GatewayError):
     default_code = "store_unavailable"
 
 
+class StoreFull(StoreError):
+    """The store's disk (or database) is full: nothing can be written, reads still work."""
+
+    status = 507
+    default_code = "insufficient_storage"
+
+
 UPSTREAM_ERROR_TYPES = {
     400: "invalid_request_error",
     401: "invalid_request_error",

@@ -131,6 +131,9 @@ def persist(prepared: Prepared) -> None:
                 responses.save_response(response, prepared.input_items, conversation)
             elif conversation:
                 conversations.add_items(conversation, prepared.input_items + response["output"])
+    except StoreError as exc:
+        log.error("could not store response %s: %s", response["id"], exc.message)
+        raise
     except Exception as exc:
         log.exception("could not store response %s", response["id"])
         raise StoreError(f"The response could not be stored: {exc.__class__.__name__}") from exc

@@ -151,7 +151,8 @@ def stream_events(
         persist(prepared)
     except (GatewayError, StreamError) as exc:
         error = exc if isinstance(exc, GatewayError) else BadGateway(str(exc))
-        closing = batch + translator.fail(error.to_dict())
+        # The store may fail after the output was closed: its events still go out.
+        closing = [*closing, *batch, *translator.fail(error.to_dict())]
         _persist_quietly(prepared)
     except GeneratorExit:  # the client went away: nobody to send events to
         translator.cancel()

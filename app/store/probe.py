@@ -12,8 +12,7 @@ import os
 import socket
 import time
 
-from peewee import DatabaseError
-
+from app.errors import StoreError
 from app.store.models import GatewayLease, db
 from app.store.writes import write_transaction
 
@@ -29,9 +28,9 @@ def write_problem() -> str | None:
     try:
         with db.connection_context():
             write_transaction(lambda: _renew(holder), wait=PROBE_WAIT_SECONDS)
-    except DatabaseError as exc:
-        log.warning("readiness: the store cannot be written: %s", exc)
-        return f"the store cannot be written: {exc}"
+    except StoreError as exc:
+        log.warning("readiness: %s", exc.message)
+        return exc.message
     return None
 
 

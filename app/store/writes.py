@@ -1,6 +1,10 @@
 """Write transactions that wait for SQLite's lock without freezing the worker,
 and the one fast insert they use.
 
+A write that fails in the database becomes the gateway's own error here,
+once: a full disk a 507 (`StoreFull`), a lock held past the wait or any
+other failure a 503 (`StoreError`), each saying what the database said.
+
 SQLite lets one writer at a time. Its own busy handler waits inside a C
 call, and under gevent that stops every greenlet of the worker. So a write
 takes the lock up front (`BEGIN IMMEDIATE`) with the busy timeout at zero,
@@ -16,11 +20,12 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from peewee import Model, OperationalError, SqliteDatabase
+from peewee import InternalError, Model, OperationalError, SqliteDatabase
 
+from app.errors import StoreError, StoreFull
 from app.store.models import db
 
 WRITE_DEADLINE = 5.0
@@ -28,6 +33,9 @@ FIRST_PAUSE = 0.001
 LONGEST_PAUSE = 0.05
 READ_BUSY_TIMEOUT_MS = 5000
 ROWS_PER_INSERT = 100  # well under SQLite's limit of bound parameters
+# How SQLite and PostgreSQL say the disk is full (53100: PostgreSQL's disk_full).
+FULL_SIGNS = ("database or disk is full", "no space left on device", "53100")
+MAX_DETAIL = 200
 
 T = TypeVar("T")
 
@@ -46,10 +54,36 @@ def write_transaction(body: Callable[[], T], wait: float = WRITE_DEADLINE) -> T:
     """Run `body` holding the write lock, waiting for it up to `wait` seconds."""
     if db.in_transaction():
         return body()
-    if not isinstance(db.obj, SqliteDatabase):
-        with db.atomic():
-            return body()
-    return _sqlite_write(body, wait)
+    try:
+        if not isinstance(db.obj, SqliteDatabase):
+            with db.atomic():
+                return body()
+        return _sqlite_write(body, wait)
+    except (OperationalError, InternalError) as exc:  # what the database, not the code, got wrong
+        raise _store_error(exc, wait) from exc
+
+
+def _store_error(exc: Exception, wait: float) -> StoreError:
+    # A commit that failed for a full disk is rolled back by SQLite itself; peewee's
+    # own rollback then fails, and that error holds the real one as its context.
+    chain = list(_chain(exc))
+    full = next((e for e in chain if any(s in _said(e) for s in FULL_SIGNS)), None)
+    detail = str(full or exc).strip()[:MAX_DETAIL]
+    if full is not None:
+        return StoreFull(f"The store is full: nothing can be saved until space is freed ({detail})")
+    if isinstance(exc, OperationalError) and _locked(exc):
+        return StoreError(f"The store is busy: a write waited {wait:g}s for its lock ({detail})")
+    return StoreError(f"The store could not be written: {detail}")
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _said(exc: BaseException) -> str:
+    return f"{exc} {getattr(exc, 'sqlstate', '') or ''}".lower()
 
 
 def _sqlite_write(body: Callable[[], T], wait: float) -> T:
