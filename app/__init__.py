@@ -41,6 +41,7 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
         reject_unsupported_tools=settings.reject_unsupported_tools,
         configured_secret=settings.reasoning_secret,
         keepalive_seconds=settings.keepalive_seconds,
+        background_lease=settings.background_lease,
     )
     api.init_app(app, json_logs=settings.json_logs)
     logging.getLogger(__name__).info(
@@ -49,3 +50,10 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
         ", ".join(f"{b.name}={b.base_url}" for b in settings.backends),
     )
     return app
+
+
+def start_jobs(app: Flask) -> None:
+    """Start what a serving process does beside its requests (the store's sweeper)."""
+    from app.services.sweep import start_sweeping
+
+    app.extensions["sweeper"] = start_sweeping(app.extensions["settings"].sweep_interval)

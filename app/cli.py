@@ -2,7 +2,8 @@
 
 `gateway` (or `gateway serve`) runs gunicorn with gunicorn.conf.py on
 `wsgi:app`; `--dev` runs the Flask development server instead. The other
-commands work on the configured store and exit: `migrate [--check]`.
+commands work on the configured store and exit: `migrate [--check]`,
+`sweep [--vacuum]`, `backup FILE` (app/commands.py).
 
 Serving imports nothing here but the configuration: gunicorn's master
 must not hold requests or urllib3 (see app/__init__.py).
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in (None, "serve"):
         _serve(settings, dev=args.dev)
     else:
-        from app.store.commands import run
+        from app.commands import run
 
         sys.exit(run(args.command, vars(args), settings))
 
@@ -50,14 +51,26 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 if migrations are pending"
     )
+    sweep = commands.add_parser(
+        "sweep", parents=[common], help="remove what retention no longer keeps, once"
+    )
+    sweep.add_argument(
+        "--vacuum", action="store_true", help="then rewrite the SQLite file without free pages"
+    )
+    backup = commands.add_parser(
+        "backup", parents=[common], help="copy the live SQLite store to FILE"
+    )
+    backup.add_argument("file", metavar="FILE")
     return parser
 
 
 def _serve(settings: Settings, dev: bool) -> None:
     if dev:
-        from app import create_app
+        from app import create_app, start_jobs
 
-        create_app(settings=settings).run(host=settings.host, port=settings.port, threaded=True)
+        app = create_app(settings=settings)
+        start_jobs(app)
+        app.run(host=settings.host, port=settings.port, threaded=True)
         return
     from gunicorn.app.wsgiapp import run
 

@@ -66,6 +66,13 @@ def on_starting(server):
             os.remove(os.path.join(metrics_dir, name))
 
 
+def post_worker_init(worker):
+    """Start the worker's jobs beside its requests (a lease lets one worker sweep the store)."""
+    from app import start_jobs
+
+    start_jobs(worker.wsgi)
+
+
 def child_exit(server, worker):
     """Drop a dead worker's live gauges (active streams, circuit state)."""
     from prometheus_client import multiprocess

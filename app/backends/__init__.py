@@ -38,7 +38,7 @@ from urllib3.util.retry import Retry
 from app import compact_json
 from app.backends.breaker import CircuitBreaker
 from app.backends.chat_stream import ChatStream
-from app.backends.inflight import TRACKED_POOLS, CallHandle, tracked
+from app.backends.inflight import TRACKED_POOLS, CallCut, CallHandle, tracked
 from app.config import BackendSettings, Settings
 from app.errors import (
     BackendTimeout,
@@ -59,10 +59,6 @@ MODELS_TIMEOUT = (5.0, 10.0)
 STREAM_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 
 __all__ = ["Backend", "Backends", "CallCut", "CallHandle", "ChatStream", "init_app"]
-
-
-class CallCut(Exception):
-    """A call was cut by the gateway itself (its client left): nobody is told."""
 
 
 class Backend:

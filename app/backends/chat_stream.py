@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from app.backends.body import BodyDecoder, BodyError
+from app.backends.inflight import CallCut
 from app.backends.sse import SSEError, SSEParser
 from app.errors import BackendTimeout, BadGateway
 
@@ -46,6 +47,7 @@ class ChatStream:
         self.reusable = not raw._fp.will_close
         self.decoder = BodyDecoder(chunked=raw.chunked, length=raw.length_remaining)
         self.parser = SSEParser()
+        self.closed = False  # by `close()`: a reader woken by it was cut, not failed
 
     def payloads(self, wake_every: float) -> Iterator[list[str] | None]:
         """Yield the `data:` payloads of each read until `[DONE]`; None after a silent `wake_every`.
@@ -80,6 +82,8 @@ class ChatStream:
                 f"Backend '{self.backend.name}' sent nothing for {read_timeout:g}s"
             ) from exc
         except (OSError, BodyError, SSEError) as exc:
+            if self.closed:
+                raise CallCut(f"The stream of backend '{self.backend.name}' was cut") from exc
             self.backend.failed("stream_broken")
             raise BadGateway(f"Backend '{self.backend.name}' stream broke off: {exc}") from exc
 
@@ -90,6 +94,7 @@ class ChatStream:
         blocked on it in another greenlet, and the backend sees the
         connection end at once.
         """
+        self.closed = True
         if self.parser.done and not self.decoder.complete:
             self._drain()
         raw = self.raw

@@ -2,10 +2,12 @@
 
 A call blocked inside urllib3 (the backend is still prefilling) can
 only be ended by shutting down its socket, and only the connection knows
-which socket that is. So the backend's pools make connections that, just
-before they wait for the headers, hand their socket to the `CallHandle`
-of the thread making the call. `cut()` from any other greenlet then shuts
-that socket down, and the backend sees the client go at once.
+which socket that is. So the backend's pools make connections that hand
+their socket to the `CallHandle` of the thread making the call as soon as
+they have one: once connected (a new connection), and again just before
+they wait for the headers (a pooled one). `cut()` from any other greenlet
+then shuts that socket down, and the backend sees the client go at once;
+a cut while the connection is still being made takes effect as it is made.
 
 The same connections send a request's head and body in one write (urllib3
 writes them apart). In the same rounds as two writes, one lowered the
@@ -24,6 +26,11 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 _current = threading.local()  # greenlet-local under gevent
+
+
+class CallCut(Exception):
+    """A call was cut by the gateway itself (its client left, or a cancel): nobody is told,
+    and it is not the backend's failure."""
 
 
 class CallHandle:
@@ -87,14 +94,21 @@ class _Tracking:
             return
         super().send(data)  # type: ignore[misc]
 
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._hand_over_socket()
+
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         if self._head is not None:  # a request without a body
             head, self._head = self._head, None
             super().send(head)  # type: ignore[misc]
+        self._hand_over_socket()
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+    def _hand_over_socket(self) -> None:
         handle = getattr(_current, "handle", None)
         if handle is not None:
             handle.attach(self.sock)  # type: ignore[attr-defined]
-        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
 class _TrackedHTTPConnection(_Tracking, HTTPConnection):

@@ -34,6 +34,16 @@ TERMINAL_EVENTS = {
 
 
 JOIN_EVERY = 16  # deltas of an open item kept apart before they are joined
+# How an open item's text arrives, as events: what `resume` adds up again.
+DELTA_EVENTS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.reasoning_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+    }
+)
+OPEN_KINDS = {"reasoning": "reasoning", "message": "message"}  # else a tool call
 
 
 class StreamError(ValueError):
@@ -84,6 +94,39 @@ class StreamTranslator:
         self.current: _OpenItem | None = None
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+
+    @classmethod
+    def resume(
+        cls, response: dict[str, Any], events: list[dict[str, Any]], tool_kinds: dict[str, str]
+    ) -> StreamTranslator:
+        """A translator in the state a stream's first `events` (as sent) left it in.
+
+        What follows from it (`fail`, `cancel`, `terminal_event`) continues the
+        same stream: the next sequence number, the open item closed with the
+        text its deltas carried. A custom tool call's input sent no deltas: it
+        closes empty.
+        """
+        translator = cls(response, tool_kinds, "reasoning_content")
+        for event in events:
+            translator._replay(event)
+        return translator
+
+    def _replay(self, event: dict[str, Any]) -> None:
+        self.sequence = event["sequence_number"] + 1
+        kind = event["type"]
+        if kind == "response.output_item.added":
+            item = event["item"]
+            opened = OPEN_KINDS.get(item["type"], "tool")
+            self.current = _OpenItem(opened, event["output_index"], item)
+        elif self.current is None:
+            return
+        elif kind == "response.content_part.added" and event["part"]["type"] == "refusal":
+            self.current.kind = "refusal"
+        elif kind in DELTA_EVENTS:
+            self.current.add(event["delta"])
+        elif kind == "response.output_item.done":
+            self.output.append(event["item"])
+            self.current = None
 
     def event(self, event_type: str, **fields: Any) -> dict[str, Any]:
         """Return the next event of the stream, numbered."""

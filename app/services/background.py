@@ -3,8 +3,15 @@
 The response is stored as `queued` and answered at once; a runner (a
 greenlet under gevent) then streams it from the backend, storing its
 events as they happen and the final response at the end. Any worker can
-poll it, cancel it (the runner notices within `CANCEL_POLL_SECONDS`), or
-follow its event stream from any sequence number.
+poll it, cancel it, or follow its event stream from any sequence number.
+A cancel cuts the backend call at once when it reaches the worker running
+the response; a runner elsewhere notices within `CANCEL_POLL_SECONDS`.
+
+The runner holds a lease on its response and renews it as it goes. A
+worker that dies (killed, out of memory) renews nothing: once the lease
+has run out, whoever looks next (a follower, a retrieval, the sweep)
+fails the response with a clear error and stores its terminal event, so
+followers end at once instead of waiting for the read timeout.
 """
 
 from __future__ import annotations
@@ -16,31 +23,46 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.errors import InvalidRequest, NotFound
+from app.protocol.stream import StreamTranslator
+from app.protocol.to_chat import tool_kinds_of
 from app.services.prepare import Prepared
 from app.services.streaming import Events, Upstream, stream_events
-from app.store import db, responses
+from app.store import db, responses, retention
 
 log = logging.getLogger(__name__)
 
-CANCEL_POLL_SECONDS = 0.5
+CANCEL_POLL_SECONDS = 0.25
 FLUSH_SECONDS = 0.1
 FOLLOW_POLL_SECONDS = 0.2
 END_GRACE_SECONDS = 2.0
+RENEWALS_PER_LEASE = 3
+RUNNING = ("queued", "in_progress")
 TERMINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
 TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+ABANDONED = {
+    "code": "server_error",
+    "message": (
+        "The background response stopped: the gateway worker running it ended "
+        "before it finished. Create it again."
+    ),
+}
 
 
-def start(prepared: Prepared, client_key: str | None, keepalive_seconds: float) -> dict[str, Any]:
+def start(
+    prepared: Prepared, client_key: str | None, keepalive_seconds: float, lease_seconds: float
+) -> dict[str, Any]:
     """Store the response as queued and start running it; return the queued response."""
     response = prepared.response
     response["status"] = "queued"
     conversation = prepared.request.get("conversation")
     with db.connection_context():
-        responses.start_response(response, prepared.input_items, conversation)
+        responses.start_response(
+            response, prepared.input_items, conversation, time.time() + lease_seconds
+        )
     queued = dict(response)
     runner = threading.Thread(
         target=_run,
-        args=(prepared, client_key, min(keepalive_seconds, CANCEL_POLL_SECONDS)),
+        args=(prepared, client_key, min(keepalive_seconds, CANCEL_POLL_SECONDS), lease_seconds),
         name=f"background-{response['id'][-8:]}",
         daemon=True,
     )
@@ -48,56 +70,135 @@ def start(prepared: Prepared, client_key: str | None, keepalive_seconds: float) 
     return queued
 
 
-def _run(prepared: Prepared, client_key: str | None, wake_seconds: float) -> None:
+class _Runs:
+    """The backend calls of the background responses this process runs, by response id."""
+
+    def __init__(self) -> None:
+        self.upstreams: dict[str, Upstream] = {}
+        self.cut: set[str] = set()
+        self.lock = threading.Lock()
+
+    def add(self, response_id: str, upstream: Upstream) -> None:
+        with self.lock:
+            self.upstreams[response_id] = upstream
+
+    def remove(self, response_id: str) -> None:
+        with self.lock:
+            self.upstreams.pop(response_id, None)
+            self.cut.discard(response_id)
+
+    def cut_here(self, response_id: str) -> None:
+        """Cut the response's backend call now, if this process runs it."""
+        with self.lock:
+            upstream = self.upstreams.get(response_id)
+            if upstream is not None:
+                self.cut.add(response_id)
+        if upstream is not None:
+            upstream.close()
+
+
+_runs = _Runs()
+
+
+def _run(
+    prepared: Prepared, client_key: str | None, wake_seconds: float, lease_seconds: float
+) -> None:
     response_id = prepared.response["id"]
     prepared.response["status"] = "in_progress"
     try:
         with db.connection_context():
-            responses.set_response(prepared.response)
+            responses.set_response(prepared.response, time.time() + lease_seconds)
         upstream = Upstream(prepared, client_key, wake_seconds)
+        _runs.add(response_id, upstream)
         chunks = iter(upstream)
-        events = stream_events(prepared, upstream, chunks, cancelled=_cancel_check(response_id))
-        _record(response_id, events)
+        events = stream_events(prepared, upstream, chunks, cancelled=_stop_check(response_id))
+        _record(response_id, events, lease_seconds)
     except Exception:
         log.exception("background response %s failed to run", response_id)
+    finally:
+        _runs.remove(response_id)
 
 
-def _cancel_check(response_id: str) -> Any:
+def _stop_check(response_id: str) -> Any:
+    """Tell whether the response stopped running: at once if cancelled here, else by
+    asking the store every CANCEL_POLL_SECONDS (cancelled elsewhere, or failed by a
+    reaper after this runner lost its lease)."""
     last_check = [0.0]
 
-    def cancelled() -> bool:
+    def stopped() -> bool:
+        if response_id in _runs.cut:
+            return True
         now = time.monotonic()
         if now - last_check[0] < CANCEL_POLL_SECONDS:
             return False
         last_check[0] = now
         with db.connection_context():
-            return responses.response_status(response_id) == "cancelled"
+            state = responses.run_state(response_id)
+        return state is None or state[0] not in RUNNING
 
-    return cancelled
+    return stopped
 
 
-def _record(response_id: str, batches: Iterator[Events]) -> None:
-    """Store events in small batches, and every terminal event at once."""
+def _record(response_id: str, batches: Iterator[Events], lease_seconds: float) -> None:
+    """Store events in small batches, the first and the terminal one at once; renew the lease."""
     batch: Events = []
-    flushed_at = time.monotonic()
-    for events in batches:
+    flushed_at = renewed_at = time.monotonic()
+    for position, events in enumerate(batches):
         batch += events
         ended = bool(events) and events[-1]["type"] in TERMINAL_EVENTS
-        if ended or time.monotonic() - flushed_at >= FLUSH_SECONDS:
+        now = time.monotonic()
+        # The opening events at once: a follower finds the stream begun.
+        if ended or not position or now - flushed_at >= FLUSH_SECONDS:
             with db.connection_context():
                 responses.append_events(response_id, batch)
-            batch, flushed_at = [], time.monotonic()
+            batch, flushed_at = [], now
+        if not ended and now - renewed_at >= lease_seconds / RENEWALS_PER_LEASE:
+            with db.connection_context():
+                responses.renew_lease(response_id, time.time() + lease_seconds)
+            renewed_at = now
     if batch:
         with db.connection_context():
             responses.append_events(response_id, batch)
 
 
 def stored_response(response_id: str) -> dict[str, Any]:
-    """Return a stored response or raise 404."""
+    """Return a stored response or raise 404 (a dead runner's is failed first)."""
     response = responses.get_response(response_id)
+    if response is not None and response["status"] in RUNNING and reap(response_id):
+        response = responses.get_response(response_id)
     if response is None:
         raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
     return response
+
+
+def reap(response_id: str, state: tuple[str, float | None] | None = None) -> bool:
+    """Fail the response if its runner's lease ran out; tell whether it did so now."""
+    state = state or responses.run_state(response_id)
+    if not _lease_ran_out(state):
+        return False
+    failed = responses.fail_abandoned(response_id, time.time(), _failed)
+    if failed:
+        log.warning("background response %s: its runner's lease ran out; failed", response_id)
+    return failed
+
+
+def _lease_ran_out(state: tuple[str, float | None] | None) -> bool:
+    if state is None or state[0] not in RUNNING or state[1] is None:
+        return False
+    return state[1] < time.time()
+
+
+def reap_abandoned() -> int:
+    """Fail every response whose runner's lease ran out; return how many."""
+    return sum(reap(response_id) for response_id in responses.abandoned(time.time()))
+
+
+def _failed(response: dict[str, Any], events: Events) -> Events:
+    """Fail an abandoned response where its stored stream stopped: the events that end it."""
+    translator = StreamTranslator.resume(response, events, tool_kinds_of(response["tools"]))
+    if not events:  # it never started: its stream starts and ends here
+        return [*translator.start(), *translator.fail(ABANDONED), translator.terminal_event()]
+    return [*translator.fail(ABANDONED), translator.terminal_event()]
 
 
 def cancel(response_id: str) -> dict[str, Any]:
@@ -109,9 +210,10 @@ def cancel(response_id: str) -> dict[str, Any]:
             param="response_id",
             code="invalid_request",
         )
-    if response["status"] in ("queued", "in_progress"):
+    if response["status"] in RUNNING:
         response["status"] = "cancelled"
         responses.set_response(response)
+        _runs.cut_here(response_id)
     return response
 
 
@@ -120,12 +222,16 @@ def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator
 
     Ends at the terminal event; or when the response is over and no event
     came for `END_GRACE_SECONDS` (its runner died), or none for `idle_limit`.
+    A runner whose lease ran out is reaped here: its terminal event follows.
     """
     after, idle_since = starting_after, time.monotonic()
     while True:
         with db.connection_context():
             events = responses.events_after(response_id, after)
-            status = responses.response_status(response_id)
+            state = responses.run_state(response_id)
+            if not events and reap(response_id, state):
+                continue
+        status = state[0] if state else None
         for end, event in enumerate(events, 1):
             if event["type"] in TERMINAL_EVENTS:
                 yield events[:end]
@@ -143,10 +249,18 @@ def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator
 
 
 def check_followable(response_id: str) -> None:
-    """Refuse to stream a response that was not created in background mode."""
-    if not stored_response(response_id).get("background"):
+    """Refuse to stream a response not made in background mode, or whose events were pruned."""
+    response = stored_response(response_id)
+    if not response.get("background"):
         raise InvalidRequest(
             "Only responses created with background=true can be streamed again.",
             param="stream",
             code="invalid_request",
+        )
+    if retention.events_pruned(response_id):
+        raise NotFound(
+            f"The events of response '{response_id}' are no longer kept "
+            "(GATEWAY_EVENTS_TTL); retrieve it without stream=true.",
+            param="stream",
+            code="stream_expired",
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.backends import Backend, Backends
-from app.config import DEFAULT_KEEPALIVE_SECONDS
+from app.config import DEFAULT_BACKGROUND_LEASE, DEFAULT_KEEPALIVE_SECONDS
 from app.errors import InvalidRequest, StoreError
 from app.protocol.ids import new_id
 from app.protocol.response import new_response
@@ -37,6 +37,7 @@ class Gateway:
     reject_unsupported_tools: bool = False
     configured_secret: str | None = None
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
+    background_lease: float = DEFAULT_BACKGROUND_LEASE
     _secret: bytes | None = field(default=None, repr=False)
 
     def reasoning_secret(self) -> bytes:

@@ -40,7 +40,9 @@ def create_response(gateway: Gateway, request: dict[str, Any], client_key: str |
     if prepared.chat.dropped_tools:
         headers[DROPPED_TOOLS_HEADER] = ",".join(prepared.chat.dropped_tools)
     if request.get("background"):
-        queued = background.start(prepared, client_key, gateway.keepalive_seconds)
+        queued = background.start(
+            prepared, client_key, gateway.keepalive_seconds, gateway.background_lease
+        )
         if request.get("stream"):
             events = background.follow(queued["id"], -1, gateway.backends.read_timeout)
             return Created(events=events, headers=headers)

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from app.backends import CallHandle, ChatStream
+from app.backends import CallCut, CallHandle, ChatStream
 from app.errors import BadGateway, GatewayError, StoreError
 from app.protocol.stream import StreamError, StreamTranslator
 from app.services.prepare import Prepared, persist
@@ -145,14 +145,20 @@ def stream_events(
                 yield batch
                 batch = []
         else:
-            if not translator.finished:
+            if cancelled():  # the call was cut for a cancel: its end is no failure
+                closing = translator.cancel()
+            elif not translator.finished:
                 raise BadGateway("The backend stream ended before the answer was complete.")
-            closing = translator.finish()
+            else:
+                closing = translator.finish()
         persist(prepared)
-    except (GatewayError, StreamError) as exc:
-        error = exc if isinstance(exc, GatewayError) else BadGateway(str(exc))
+    except (GatewayError, StreamError, CallCut) as exc:
         # The store may fail after the output was closed: its events still go out.
-        closing = [*closing, *batch, *translator.fail(error.to_dict())]
+        if cancelled():  # the call was cut for a cancel
+            closing = [*closing, *batch, *translator.cancel()]
+        else:
+            error = exc if isinstance(exc, GatewayError) else BadGateway(str(exc))
+            closing = [*closing, *batch, *translator.fail(error.to_dict())]
         _persist_quietly(prepared)
     except GeneratorExit:  # the client went away: nobody to send events to
         translator.cancel()

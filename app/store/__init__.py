@@ -22,7 +22,7 @@ from playhouse.pool import PooledSqliteDatabase
 from playhouse.postgres_ext import PooledPsycopg3Database
 
 from app.config import Settings
-from app.store import migrations
+from app.store import migrations, retention
 from app.store.models import db
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,12 @@ SQLITE_PRAGMAS = {
     # First: the pragmas after it then wait for a lock instead of failing at once
     # (switching a new file to WAL takes one, while other workers start too).
     "busy_timeout": 5000,
+    # Takes effect only in a new, empty file (or at the next VACUUM), so before
+    # the switch to WAL writes the file's first page: freed pages can then be
+    # given back to the file system a few at a time.
+    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     "synchronous": "normal",
-    # Takes effect only in a new, empty file (or at the next VACUUM): freed
-    # pages can then be given back to the file system a few at a time.
-    "auto_vacuum": "incremental",
 }
 POOL_SIZE = 64
 # A request waits this long for a free pooled connection rather than failing
@@ -87,6 +88,7 @@ def init_app(app: Any, settings: Settings) -> None:
     database, keeper = open_database(settings)
     db.initialize(database)
     app.extensions["store_keeper"] = keeper
+    retention.configure(retention.Policy(settings.store_ttl, settings.events_ttl))
     prepare_schema(settings.migrate_on_start)
 
     @app.teardown_appcontext

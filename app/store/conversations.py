@@ -1,4 +1,4 @@
-"""Queries about conversations and their items."""
+"""Queries about conversations and their items (those retention still shows)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 from app.compact_json import dumps
 from app.store.models import StoredConversation, StoredItem, owned_items
-from app.store.responses import item_rows
+from app.store.responses import item_rows, touch_conversation
+from app.store.retention import fresh_conversation
 from app.store.writes import insert_rows, writes
 
 ROLE = "conversation"
@@ -21,7 +22,7 @@ def create_conversation(
     """Store a new conversation with its first items; return the conversation object."""
     now = int(time.time())
     StoredConversation.insert(
-        id=conversation_id, created_at=now, metadata=dumps(metadata)
+        id=conversation_id, created_at=now, metadata=dumps(metadata), updated_at=now
     ).execute()
     insert_rows(StoredItem, item_rows(conversation_id, ROLE, items, now))
     return conversation_object(conversation_id, now, metadata)
@@ -38,7 +39,7 @@ def conversation_object(conversation_id: str, created_at: int, metadata: dict) -
 
 def get_conversation(conversation_id: str) -> dict[str, Any] | None:
     """Return the conversation object, or None."""
-    row = StoredConversation.get_or_none(StoredConversation.id == conversation_id)
+    row = StoredConversation.get_or_none(fresh_conversation(conversation_id))
     if row is None:
         return None
     return conversation_object(row.id, row.created_at, json.loads(row.metadata))
@@ -49,7 +50,7 @@ def update_metadata(conversation_id: str, metadata: dict[str, str]) -> dict[str,
     """Replace the conversation's metadata; return it, or None if unknown."""
     updated = (
         StoredConversation.update(metadata=dumps(metadata))
-        .where(StoredConversation.id == conversation_id)
+        .where(fresh_conversation(conversation_id))
         .execute()
     )
     return get_conversation(conversation_id) if updated else None
@@ -58,15 +59,17 @@ def update_metadata(conversation_id: str, metadata: dict[str, str]) -> dict[str,
 @writes
 def delete_conversation(conversation_id: str) -> bool:
     """Delete the conversation and its items; tell whether it existed."""
-    deleted = StoredConversation.delete().where(StoredConversation.id == conversation_id).execute()
+    deleted = StoredConversation.delete().where(fresh_conversation(conversation_id)).execute()
     StoredItem.delete().where(owned_items(conversation_id, ROLE)).execute()
     return bool(deleted)
 
 
 @writes
 def add_items(conversation_id: str, items: list[dict[str, Any]]) -> None:
-    """Append items to a conversation."""
-    insert_rows(StoredItem, item_rows(conversation_id, ROLE, items, int(time.time())))
+    """Append items to a conversation, which is then not idle."""
+    now = int(time.time())
+    insert_rows(StoredItem, item_rows(conversation_id, ROLE, items, now))
+    touch_conversation(conversation_id, now)
 
 
 def all_items(conversation_id: str) -> list[dict[str, Any]]:

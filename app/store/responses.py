@@ -2,7 +2,10 @@
 
 Every write is one short transaction; nothing here holds a transaction
 across network I/O. A chain of `previous_response_id` is read with one
-recursive query, whatever its depth.
+recursive query, whatever its depth. Reads see only what retention keeps
+(app/store/retention.py). A background response carries a lease its
+runner renews; one whose lease ran out (its worker died) is failed here,
+once, with a terminal event its followers read.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from peewee import IntegrityError
@@ -18,25 +22,31 @@ from peewee import IntegrityError
 from app.compact_json import dumps
 from app.store.models import (
     GatewaySecret,
+    StoredConversation,
     StoredEvent,
     StoredItem,
     StoredResponse,
     db,
     owned_items,
 )
+from app.store.retention import fresh_items, fresh_response, policy
 from app.store.writes import insert_rows, writes
 
+# `{fresh}` keeps the chain to responses retention still shows: it ends at an expired one.
 CHAIN_SQL = """
 WITH RECURSIVE chain(id, prev, depth) AS (
-    SELECT id, previous_response_id, 0 FROM responses WHERE id = {p}
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = {p}{fresh}
     UNION ALL
     SELECT r.id, r.previous_response_id, c.depth + 1
-    FROM responses r JOIN chain c ON r.id = c.prev
+    FROM responses r JOIN chain c ON r.id = c.prev{fresh_r}
 )
 SELECT i.body FROM chain c
 JOIN items i ON i.owner_id = c.id AND i.role IN ('input', 'output')
 ORDER BY c.depth DESC, i.seq
 """
+RUNNING = ("queued", "in_progress")
+# A runner may still record how it ended after a cancel; a failed (reaped) one may not.
+FINISHABLE = (*RUNNING, "cancelled")
 
 
 def item_rows(owner_id: str, role: str, items: list[dict[str, Any]], now: int) -> list[dict]:
@@ -61,60 +71,148 @@ def save_response(
     """Store a finished response with its input and output, in one transaction."""
     items = item_rows(response["id"], "input", input_items, _now())
     items += _outcome_rows(response, input_items, conversation_id)
-    _insert(_response_row(response, conversation_id), items)
+    _insert(_response_row(response, conversation_id), items, conversation_id)
 
 
 def start_response(
-    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
+    response: dict[str, Any],
+    input_items: list[dict[str, Any]],
+    conversation_id: str | None,
+    lease_until: float,
 ) -> None:
-    """Store a background response that has not run yet, with its input."""
+    """Store a background response that has not run yet, with its input, leased to its runner."""
     items = item_rows(response["id"], "input", input_items, _now())
-    _insert(_response_row(response, conversation_id), items)
+    _insert(_response_row(response, conversation_id, lease_until), items, None)
 
 
 @writes
-def _insert(response_row: dict[str, Any], items: list[dict[str, Any]]) -> None:
+def _insert(
+    response_row: dict[str, Any], items: list[dict[str, Any]], conversation_id: str | None
+) -> None:
     """Rows are built before the transaction: the write lock is held only to insert."""
     insert_rows(StoredResponse, [response_row])
     insert_rows(StoredItem, items)
+    touch_conversation(conversation_id, response_row["updated_at"])
 
 
 def finish_response(
     response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
 ) -> None:
-    """Record how a background response ended, with its output."""
+    """Record how a background response ended, with its output (unless it was reaped)."""
     _finish(
         response["id"],
         response["status"],
         dumps(response),
         _outcome_rows(response, input_items, conversation_id),
+        conversation_id,
     )
 
 
 @writes
-def _finish(response_id: str, status: str, body: str, items: list[dict[str, Any]]) -> None:
-    StoredResponse.update(status=status, body=body).where(
-        StoredResponse.id == response_id
-    ).execute()
-    insert_rows(StoredItem, items)
+def _finish(
+    response_id: str,
+    status: str,
+    body: str,
+    items: list[dict[str, Any]],
+    conversation_id: str | None = None,
+    lease_until: float | None = None,
+) -> bool:
+    now = _now()
+    updated = (
+        StoredResponse.update(status=status, body=body, updated_at=now, lease_until=lease_until)
+        .where((StoredResponse.id == response_id) & StoredResponse.status.in_(FINISHABLE))
+        .execute()
+    )
+    if updated:
+        insert_rows(StoredItem, items)
+        touch_conversation(conversation_id, now)
+    return bool(updated)
 
 
-def set_response(response: dict[str, Any]) -> None:
-    """Overwrite a stored response's status and body."""
-    _finish(response["id"], response["status"], dumps(response), [])
+def set_response(response: dict[str, Any], lease_until: float | None = None) -> bool:
+    """Overwrite a running (or cancelled) response's status, body and lease; tell if it was."""
+    return _finish(response["id"], response["status"], dumps(response), [], None, lease_until)
 
 
-def response_status(response_id: str) -> str | None:
-    row = (
-        StoredResponse.select(StoredResponse.status)
+def touch_conversation(conversation_id: str | None, now: int) -> None:
+    """A conversation that got items is not idle: retention counts from now."""
+    if conversation_id:
+        StoredConversation.update(updated_at=now).where(
+            StoredConversation.id == conversation_id
+        ).execute()
+
+
+@writes
+def renew_lease(response_id: str, lease_until: float) -> bool:
+    """Extend a running background response's lease; False if it is no longer running."""
+    renewed = (
+        StoredResponse.update(lease_until=lease_until)
+        .where((StoredResponse.id == response_id) & StoredResponse.status.in_(RUNNING))
+        .execute()
+    )
+    return bool(renewed)
+
+
+def run_state(response_id: str) -> tuple[str, float | None] | None:
+    """A response's status and its runner's lease (None if it is not stored)."""
+    return (
+        StoredResponse.select(StoredResponse.status, StoredResponse.lease_until)
         .where(StoredResponse.id == response_id)
         .tuples()
         .first()
     )
-    return row[0] if row else None
 
 
-def _response_row(response: dict[str, Any], conversation_id: str | None) -> dict[str, Any]:
+def abandoned(now: float, limit: int = 100) -> list[str]:
+    """Running background responses whose runner's lease ran out before `now`."""
+    rows = (
+        StoredResponse.select(StoredResponse.id)
+        .where(StoredResponse.status.in_(RUNNING) & (StoredResponse.lease_until < now))
+        .limit(limit)
+        .tuples()
+    )
+    return [row[0] for row in rows]
+
+
+Reaper = Callable[[dict[str, Any], list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+@writes
+def fail_abandoned(response_id: str, now: float, reap: Reaper) -> bool:
+    """Fail a response whose lease ran out, once: `reap(body, stored_events)` fails the body
+    and gives the events that end its stream. False if its runner renewed it or it ended."""
+    row = (
+        StoredResponse.select(StoredResponse.body)
+        .where(
+            (StoredResponse.id == response_id)
+            & StoredResponse.status.in_(RUNNING)
+            & (StoredResponse.lease_until < now)
+        )
+        .tuples()
+        .first()
+    )
+    if row is None:
+        return False
+    events = [
+        json.loads(body)
+        for (body,) in StoredEvent.select(StoredEvent.body)
+        .where(StoredEvent.response_id == response_id)
+        .order_by(StoredEvent.sequence_number)
+        .tuples()
+    ]
+    body = json.loads(row[0])
+    ending = reap(body, events)
+    StoredResponse.update(
+        status=body["status"], body=dumps(body), updated_at=int(now), lease_until=None
+    ).where(StoredResponse.id == response_id).execute()
+    insert_rows(StoredItem, item_rows(response_id, "output", body["output"], int(now)))
+    append_events(response_id, ending)
+    return True
+
+
+def _response_row(
+    response: dict[str, Any], conversation_id: str | None, lease_until: float | None = None
+) -> dict[str, Any]:
     return {
         "id": response["id"],
         "created_at": response["created_at"],
@@ -123,6 +221,8 @@ def _response_row(response: dict[str, Any], conversation_id: str | None) -> dict
         "previous_response_id": response.get("previous_response_id"),
         "conversation_id": conversation_id,
         "body": dumps(response),
+        "updated_at": _now(),
+        "lease_until": lease_until,
     }
 
 
@@ -172,7 +272,7 @@ def get_response(response_id: str) -> dict[str, Any] | None:
     """Return the stored response object, or None."""
     row = (
         StoredResponse.select(StoredResponse.body)
-        .where(StoredResponse.id == response_id)
+        .where(fresh_response(response_id))
         .tuples()
         .first()
     )
@@ -180,13 +280,13 @@ def get_response(response_id: str) -> dict[str, Any] | None:
 
 
 def response_exists(response_id: str) -> bool:
-    return StoredResponse.select().where(StoredResponse.id == response_id).exists()
+    return StoredResponse.select().where(fresh_response(response_id)).exists()
 
 
 @writes
 def delete_response(response_id: str) -> bool:
     """Delete a response and its items; tell whether it existed."""
-    deleted = StoredResponse.delete().where(StoredResponse.id == response_id).execute()
+    deleted = StoredResponse.delete().where(fresh_response(response_id)).execute()
     StoredEvent.delete().where(StoredEvent.response_id == response_id).execute()
     StoredItem.delete().where(
         (StoredItem.owner_id == response_id) & StoredItem.role.in_(("input", "output"))
@@ -196,7 +296,18 @@ def delete_response(response_id: str) -> bool:
 
 def chain_items(response_id: str) -> list[dict[str, Any]]:
     """Return the inputs and outputs of the chain ending at `response_id`, oldest first."""
-    cursor = db.execute_sql(CHAIN_SQL.format(p=db.param), (response_id,))
+    ttl = policy().ttl
+    if ttl is None:
+        sql, params = CHAIN_SQL.format(p=db.param, fresh="", fresh_r=""), (response_id,)
+    else:
+        sql = CHAIN_SQL.format(
+            p=db.param,
+            fresh=f" AND created_at >= {db.param}",
+            fresh_r=f" AND r.created_at >= {db.param}",
+        )
+        oldest = int(time.time() - ttl)
+        params = (response_id, oldest, oldest)
+    cursor = db.execute_sql(sql, params)
     return [json.loads(row[0]) for row in cursor.fetchall()]
 
 
@@ -204,9 +315,11 @@ def items_by_id(item_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Return the newest stored item for each of `item_ids` that is known."""
     if not item_ids:
         return {}
+    wanted = StoredItem.item_id.in_(item_ids)
+    fresh = fresh_items()
     rows = (
         StoredItem.select(StoredItem.item_id, StoredItem.body)
-        .where(StoredItem.item_id.in_(item_ids))
+        .where(wanted if fresh is None else wanted & fresh)
         .order_by(StoredItem.seq)
         .tuples()
     )

@@ -34,6 +34,9 @@ from tests.unit.test_dockerfile import gateway_env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "responses-gateway.service"
+SWEEP_UNIT = ROOT / "systemd" / "responses-gateway-sweep.service"
+SWEEP_TIMER = ROOT / "systemd" / "responses-gateway-sweep.timer"
+ENV_FILE = "/etc/responses-gateway/gateway.env"
 ENV_EXAMPLE = ROOT / "systemd" / "responses-gateway.env.example"
 NGINX_SITE = ROOT / "nginx" / "responses-gateway.conf"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -72,15 +75,15 @@ def unit_entries(text: str) -> dict[str, list[tuple[str, str]]]:
     return sections
 
 
-def service() -> dict[str, str]:
+def service(unit: Path = UNIT) -> dict[str, str]:
     """The [Service] keys (the last value of a repeated key)."""
-    return dict(unit_entries(UNIT.read_text())["Service"])
+    return dict(unit_entries(unit.read_text())["Service"])
 
 
-def unit_environment() -> dict[str, str]:
+def unit_environment(unit: Path = UNIT) -> dict[str, str]:
     """The variables the unit's Environment= lines set."""
     pairs = [
-        value for key, value in unit_entries(UNIT.read_text())["Service"] if key == "Environment"
+        value for key, value in unit_entries(unit.read_text())["Service"] if key == "Environment"
     ]
     return dict(pair.partition("=")[::2] for pair in pairs)
 
@@ -115,21 +118,57 @@ def seconds(value: str) -> float:
 
 @pytest.mark.slow
 @pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
-def test_unit_passes_systemd_analyze_verify(tmp_path):
+@pytest.mark.parametrize("shipped", [UNIT, SWEEP_UNIT, SWEEP_TIMER], ids=lambda path: path.name)
+def test_unit_passes_systemd_analyze_verify(tmp_path, shipped):
     install = tmp_path / "opt"
     (install / ".venv/bin").mkdir(parents=True)
-    (install / ".venv/bin/gunicorn").symlink_to(Path(sys.executable).parent / "gunicorn")
-    unit = tmp_path / UNIT.name
-    text = UNIT.read_text().replace(INSTALL_DIR, str(install))
-    unit.write_text(text.replace("/etc/responses-gateway/gateway.env", str(ENV_EXAMPLE)))
+    for program in ("gunicorn", "gateway"):
+        (install / ".venv/bin" / program).symlink_to(Path(sys.executable).parent / program)
+    for each in (UNIT, SWEEP_UNIT, SWEEP_TIMER):  # a timer is verified with its service
+        text = each.read_text().replace(INSTALL_DIR, str(install))
+        (tmp_path / each.name).write_text(text.replace(ENV_FILE, str(ENV_EXAMPLE)))
     verified = subprocess.run(
-        [SYSTEMD_ANALYZE, "verify", "--man=no", str(unit)],
+        [SYSTEMD_ANALYZE, "verify", "--man=no", str(tmp_path / shipped.name)],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    complaints = [line for line in verified.stderr.splitlines() if UNIT.stem in line]
+    complaints = [line for line in verified.stderr.splitlines() if "responses-gateway" in line]
     assert verified.returncode == 0 and not complaints, verified.stderr
+
+
+def test_sweep_unit_runs_as_the_gateway_on_its_store():
+    keys, sweeper = service(), service(SWEEP_UNIT)
+    assert sweeper["ExecStart"] == f"{INSTALL_DIR}/.venv/bin/gateway sweep"
+    assert sweeper["Type"] == "oneshot"
+    # The gateway's dynamic user is named after its unit: the sweeper takes the same one.
+    assert (sweeper["DynamicUser"], sweeper["User"]) == ("yes", UNIT.stem)
+    for key in ("WorkingDirectory", "EnvironmentFile", "StateDirectory", "ReadWritePaths"):
+        assert sweeper[key] == keys[key], key
+    assert unit_environment(SWEEP_UNIT) == {
+        name: value for name, value in unit_environment().items() if name.startswith("SESSION_")
+    }
+    timer = dict(unit_entries(SWEEP_TIMER.read_text())["Timer"])
+    assert timer["OnCalendar"] and timer["Persistent"] == "true"
+    assert SWEEP_TIMER.stem == SWEEP_UNIT.stem  # the timer starts the service of its name
+
+
+@pytest.mark.slow
+def test_sweep_unit_execstart_sweeps_the_units_store(tmp_path):
+    command = service(SWEEP_UNIT)["ExecStart"].split()
+    command[0] = str(Path(sys.executable).parent / "gateway")
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **unit_environment(SWEEP_UNIT),
+        **env_example(),
+        "SESSION_STORE_DSN": str(tmp_path / "responses.db"),
+        "GATEWAY_STORE_TTL": "30d",
+    }
+    swept = subprocess.run(
+        command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert swept.returncode == 0, swept.stderr
+    assert swept.stdout.startswith("swept: responses=0")
 
 
 def test_unit_has_the_required_keys():

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ import requests
 
 from tests.e2e.gateway_process import ROOT, START_TIMEOUT, Gateway, free_port
 from tests.events import assert_valid_event_stream
-from tests.fakebackend import text
+from tests.fakebackend import hang, text
 from tests.integration.helpers import sse_events
 
 pytestmark = pytest.mark.slow
@@ -262,3 +263,55 @@ def test_stop_ends_with_the_last_stream_though_an_idle_connection_stays(start_ga
     assert gateway.wait_for_exit(timeout=30) == 0
     # gunicorn's own wait ended with the stream, not with the 30 s graceful timeout.
     assert time.monotonic() - ended < 5, gateway.log_text()
+
+
+def test_a_background_response_whose_worker_is_killed_fails_for_its_followers(
+    start_gateway, backend
+):
+    lease = 2.0
+    gateway = start_gateway(workers=2, GATEWAY_BACKGROUND_LEASE=str(lease))
+    backend.enqueue(hang(60.0))
+    queued = fresh_client(gateway).responses.create(
+        model="fake-model", input="work", background=True
+    )
+    assert backend.wait_for_requests(1, 10)
+    (runner,) = wait_for_log_lines(gateway, 1)  # the worker that took the POST runs it
+    os.kill(runner, signal.SIGKILL)
+    killed_at = time.monotonic()
+    with requests.get(
+        f"{gateway.url}/v1/responses/{queued.id}",
+        params={"stream": "true"},
+        stream=True,
+        timeout=30,
+    ) as reply:
+        events = sse_events(reply.iter_lines(decode_unicode=True))
+    waited = time.monotonic() - killed_at
+    final = assert_valid_event_stream(events)
+    assert events[-1]["type"] == "response.failed"
+    assert "worker running it ended" in final.error.message
+    assert waited < lease + 5, f"the follower waited {waited:.1f}s for a dead runner"
+    stored = requests.get(f"{gateway.url}/v1/responses/{queued.id}", timeout=10).json()
+    assert stored["status"] == "failed"
+
+
+def test_workers_sweep_the_store_beside_their_requests(start_gateway, backend, tmp_path):
+    gateway = start_gateway(GATEWAY_STORE_TTL="1h", GATEWAY_SWEEP_INTERVAL="0.3")
+    kept = fresh_client(gateway).responses.create(model="fake-model", input="kept")
+    old = fresh_client(gateway).responses.create(model="fake-model", input="old")
+    store = gateway.env["SESSION_STORE_DSN"]
+    with sqlite3.connect(store) as connection:
+        connection.execute(
+            "UPDATE responses SET created_at = created_at - 7200 WHERE id = ?", (old.id,)
+        )
+
+    def count(response_id: str) -> int:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
+            query = "SELECT count(*) FROM responses WHERE id = ?"
+            return connection.execute(query, (response_id,)).fetchone()[0]
+
+    deadline = time.monotonic() + 15
+    while count(old.id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert count(old.id) == 0, gateway.log_text()
+    assert count(kept.id) == 1
+    assert "store swept: responses=1" in gateway.log_text()

@@ -9,6 +9,8 @@ stream with `tests/events.py`.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 import openai
@@ -24,6 +26,7 @@ from tests.integration.helpers import (
     assert_valid_stream,
     create,
     last_chat,
+    store_path,
 )
 from tests.integration.ops_helpers import (
     abandon_stream,
@@ -254,17 +257,33 @@ def test_bad_starting_after_is_a_400(app, backend, starting_after):
     assert assert_openai_error(caught.value, 400)["param"] == "starting_after"
 
 
-def test_cancel_during_the_backend_silence_closes_the_backend_call(make_app, backend):
-    app = make_app(keepalive_seconds=0.2)
+def test_cancel_before_the_backend_answers_closes_its_connection_at_once(make_app, backend):
+    app = make_app()
     sdk = sdk_for(app)
-    backend.enqueue(fb.slow_first_byte(5.0, fb.text(ANSWER)))
+    backend.enqueue(fb.hang(30.0))  # accepts, reads the request, never answers
     queued = start(sdk)
     assert backend.wait_for_requests(1, 5)
     assert sdk.responses.cancel(queued["id"]).status == "cancelled"
-    closed = backend.wait_for_disconnect(2)
+    closed = backend.wait_for_disconnect(1)
     final = full_stream(sdk, queued["id"])[-1]  # waits for the runner to end, either way
-    assert closed, "the backend kept computing a cancelled response"
+    assert closed, "the backend kept its connection for a cancelled response"
     assert final["type"] == "response.incomplete" and final["response"]["status"] == "cancelled"
+    health = app.test_client().get("/health").get_json()
+    assert health["circuit_breaker"]["consecutive_failures"] == 0, "a cancel counted as a failure"
+
+
+def test_cancel_made_by_another_worker_reaches_the_runner_within_a_second(make_app, backend):
+    app = make_app()
+    sdk = sdk_for(app)
+    backend.enqueue(fb.hang(30.0))
+    queued = start(sdk)
+    assert backend.wait_for_requests(1, 5)
+    with sqlite3.connect(store_path(app)) as other_worker:  # its cancel is a row in the store
+        other_worker.execute(
+            "UPDATE responses SET status = 'cancelled' WHERE id = ?", (queued["id"],)
+        )
+    assert backend.wait_for_disconnect(1), "the runner did not see the cancel in the store"
+    assert full_stream(sdk, queued["id"])[-1]["response"]["status"] == "cancelled"
 
 
 def test_background_response_whose_backend_fails_ends_failed(store_app, backend):
@@ -288,3 +307,83 @@ def test_a_finished_background_response_can_be_continued(store_app, backend):
     messages = last_chat(backend)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0]["content"] == "work" and messages[1]["content"] == ANSWER
+
+
+# --- leases: a runner that dies leaves no response running forever ----------------
+
+
+def test_a_runner_renews_its_lease_through_an_answer_longer_than_it(store_app_leased, backend):
+    app, lease = store_app_leased
+    sdk = sdk_for(app)
+    backend.enqueue(fb.text(ANSWER, chunk_size=4, delay=lease / 4))  # ~3 leases long
+    queued = start(sdk)
+    # Every retrieval would fail a response whose lease ran out: none may.
+    statuses = statuses_until_done(sdk, queued["id"])
+    assert statuses[-1] == "completed", statuses
+    assert retrieve_body(sdk, queued["id"])["output"][0]["content"][0]["text"] == ANSWER
+
+
+@pytest.fixture
+def store_app_leased(make_app, store_settings):
+    """A gateway on each database whose background runners hold 0.6 s leases."""
+    return make_app(background_lease=0.6, **store_settings), 0.6
+
+
+def runner_that_died(app: Any) -> str:
+    """Store a background response as a worker killed mid-answer leaves it; return its id.
+
+    Its first events are stored (created, in_progress, a finished reasoning
+    item, the start of a message), its lease has run out, and nothing runs it.
+    """
+    from app.protocol.ids import new_id
+    from app.protocol.response import new_response
+    from app.protocol.stream import StreamTranslator
+    from app.store import db, responses
+
+    request = {"model": MODEL, "input": "work", "background": True}
+    response = new_response(request, new_id("resp"), int(time.time()))
+    response["status"] = "in_progress"
+    translator = StreamTranslator(response, {}, "reasoning_content")
+    events = translator.start()
+    events += translator.feed({"choices": [{"delta": {"reasoning_content": "Hmm."}}]})
+    events += translator.feed({"choices": [{"delta": {"content": "Half an"}}]})
+    with app.app_context(), db.connection_context():
+        user = {"type": "message", "role": "user", "id": new_id("msg"), "content": []}
+        responses.start_response(response, [user], None, lease_until=time.time() - 1)
+        responses.append_events(response["id"], events)
+    return response["id"]
+
+
+def test_a_response_whose_runner_died_fails_for_its_followers(store_app, backend):
+    sdk = sdk_for(store_app)
+    response_id = runner_that_died(store_app)
+    events = follow(sdk, response_id)  # ends at once: no waiting for the read timeout
+    final = assert_valid_stream(events)
+    assert events[-1]["type"] == "response.failed"
+    assert final.status == "failed" and "worker running it ended" in final.error.message
+    reasoning, message = final.output  # what had finished, and what was under way
+    assert (reasoning.type, reasoning.status) == ("reasoning", "completed")
+    assert (message.status, message.content[0].text) == ("incomplete", "Half an")
+    stored = retrieve_body(sdk, response_id)
+    assert stored == events[-1]["response"]
+    assert full_stream(sdk, response_id) == events  # failed once: the same end for everyone
+
+
+def test_retrieving_a_response_whose_runner_died_fails_it(store_app, backend):
+    sdk = sdk_for(store_app)
+    response_id = runner_that_died(store_app)
+    stored = retrieve_body(sdk, response_id)
+    assert stored["status"] == "failed" and stored["error"]["code"] == "server_error"
+    follow_up = create(sdk, input="again?", previous_response_id=response_id)
+    assert follow_up.response.status == "completed"
+
+
+def test_the_sweep_fails_every_response_whose_runner_died(store_app, backend):
+    from app.services.sweep import sweep
+
+    sdk = sdk_for(store_app)
+    dead = [runner_that_died(store_app) for _ in range(3)]
+    with store_app.app_context():
+        assert sweep().abandoned == 3
+        assert sweep().abandoned == 0
+    assert {retrieve_body(sdk, response_id)["status"] for response_id in dead} == {"failed"}

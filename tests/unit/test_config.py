@@ -345,10 +345,36 @@ def test_bad_yaml_values_are_refused_by_key(yaml_file, data, key):
         ("GATEWAY_MAX_BODY_BYTES", "10MB"),
         ("GATEWAY_REJECT_UNSUPPORTED_TOOLS", "perhaps"),
         ("BACKEND_CA_BUNDLE", "/nonexistent/ca.pem"),
+        ("GATEWAY_STORE_TTL", "a month"),
+        ("GATEWAY_STORE_TTL", "-30d"),
+        ("GATEWAY_EVENTS_TTL", "0"),
+        ("GATEWAY_EVENTS_TTL", "off"),
+        ("GATEWAY_SWEEP_INTERVAL", "5 minutes"),
+        ("GATEWAY_BACKGROUND_LEASE", "0s"),
+        ("GATEWAY_MIGRATE_ON_START", "later"),
     ],
 )
 def test_bad_environment_values_are_refused_naming_the_variable(name, value):
     assert name in config_error({name: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("30d", 30 * 86400), ("12h", 43200), ("15m", 900), ("90s", 90), ("45", 45), ("1.5h", 5400)],
+)
+def test_durations_read_as_seconds(value, seconds):
+    loaded = settings({"GATEWAY_STORE_TTL": value, "GATEWAY_EVENTS_TTL": value})
+    assert (loaded.store_ttl, loaded.events_ttl) == (seconds, seconds)
+
+
+def test_retention_and_sweeps_default_and_turn_off():
+    defaults = settings()
+    assert defaults.store_ttl is None  # kept until deleted, as before
+    assert (defaults.events_ttl, defaults.sweep_interval) == (86400, 300)
+    assert (defaults.background_lease, defaults.migrate_on_start) == (30, True)
+    off = settings({"GATEWAY_STORE_TTL": "off", "GATEWAY_SWEEP_INTERVAL": "0"})
+    assert (off.store_ttl, off.sweep_interval) == (None, 0)
+    assert settings({"GATEWAY_MIGRATE_ON_START": "false"}).migrate_on_start is False
 
 
 def test_postgres_store_needs_a_postgres_url():

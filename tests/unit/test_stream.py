@@ -498,3 +498,20 @@ def test_checker_refuses_an_error_event_after_created():
         assert_valid_event_stream(
             renumber([*events[:2], {**error, "sequence_number": 0}, *events[2:]])
         )
+
+
+# --- resuming from the events a stream sent (a dead runner's stored events) ---
+
+
+@pytest.mark.parametrize("name", ["vllm_reasoning_then_text", "openai_parallel_tool_calls"])
+def test_a_resumed_translator_ends_the_stream_as_the_original_would(name):
+    chunks = STREAMS[name]
+    for stop in range(1, len(chunks)):
+        original = make_translator()
+        sent = feed_all(original, chunks[:stop])
+        response = copy.deepcopy(original.response)
+        resumed = StreamTranslator.resume(response, copy.deepcopy(sent), TOOL_KINDS)
+        expected = [*original.fail(BROKEN), original.terminal_event()]
+        ended = [*resumed.fail(BROKEN), resumed.terminal_event()]
+        assert ended == expected, f"stopped after chunk {stop}"
+        assert_valid_event_stream(sent + ended)
