@@ -7,7 +7,14 @@ has already started renders them as events (see `protocol.stream`).
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+MAX_BACKEND_WORDS = 300
+MAX_REFUSAL = 2000
+TRACEBACK = "Traceback (most recent call last)"
+FILE_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@+-]+){2,}")
+MARKUP = re.compile(r"<[^>]*>")
 
 
 class GatewayError(Exception):
@@ -115,16 +122,30 @@ UPSTREAM_ERROR_TYPES = {
 }
 
 
-def upstream_error(status: int, body: Any, retry_after: str | None = None) -> GatewayError:
-    """Translate a backend error reply into the error the client should see."""
+def upstream_error(
+    status: int, body: Any, retry_after: str | None = None, backend: str = "default"
+) -> GatewayError:
+    """Translate a backend error reply into the error the client should see.
+
+    A refusal (4xx) passes the backend's own OpenAI-shaped message on. A
+    failure (5xx) names the backend and its status, with its words cut
+    short and without the traceback or file paths some servers answer with.
+    """
     detail = body.get("error") if isinstance(body, dict) else None
     if isinstance(detail, str):
         detail = {"message": detail}
     if not isinstance(detail, dict):
-        text = body if isinstance(body, str) and body.strip() else f"HTTP {status}"
-        detail = {"message": f"Backend error: {text[:500]}"}
+        detail = {"message": body if isinstance(body, str) else ""}
+    said = str(detail.get("message") or "")
+    if status >= 500:
+        words = backend_words(said)
+        message = f"Backend '{backend}' failed (HTTP {status})" + (f": {words}" if words else "")
+    elif isinstance(body, dict) and said.strip():  # the backend's own refusal, as it worded it
+        message = said[:MAX_REFUSAL]
+    else:
+        message = f"Backend error: {backend_words(said) or f'HTTP {status}'}"
     error = UpstreamError(
-        str(detail.get("message") or f"Backend error: HTTP {status}"),
+        message,
         param=detail.get("param") if isinstance(detail.get("param"), str) else None,
         code=str(detail["code"]) if detail.get("code") is not None else None,
         status=status if 400 <= status <= 599 else 502,
@@ -132,6 +153,18 @@ def upstream_error(status: int, body: Any, retry_after: str | None = None) -> Ga
     )
     error.error_type = UPSTREAM_ERROR_TYPES.get(status, "server_error")
     return error
+
+
+def backend_words(text: str) -> str:
+    """What a backend said, fit for a client: no traceback, markup or file paths, cut short."""
+    before, found, traceback = text.partition(TRACEBACK)
+    if found:  # keep what came before it, and the exception's own last line
+        lines = [line.strip() for line in traceback.splitlines() if line.strip()]
+        before = f"{before} {lines[-1] if len(lines) > 1 else ''}"
+    words = " ".join(FILE_PATH.sub("…", MARKUP.sub(" ", before)).split())
+    if len(words) > MAX_BACKEND_WORDS:
+        words = words[: MAX_BACKEND_WORDS - 1].rstrip() + "…"
+    return words
 
 
 def error_body(error: GatewayError) -> dict[str, Any]:

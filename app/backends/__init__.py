@@ -198,10 +198,12 @@ class Backend:
             _discard(response)
         if status < 400:
             location = response.headers.get("Location", "elsewhere")
-            body = f"the call was redirected to {location}; configure the final URL"
-        else:
-            body = _json_or_text(text)
-        return upstream_error(status, body, response.headers.get("Retry-After"))
+            return BadGateway(
+                f"Backend '{self.name}' answered HTTP {status}: the call was redirected to "
+                f"{location}; configure the final URL"
+            )
+        body = _json_or_text(text)
+        return upstream_error(status, body, response.headers.get("Retry-After"), self.name)
 
     def list_models(self, client_key: str | None) -> list[dict[str, Any]]:
         """Return the backend's models (its configured list if it cannot be asked)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app import compact_json
+from app.errors import backend_words
 from app.protocol.ids import new_call_id
 from app.protocol.response import (
     fail_response,
@@ -159,7 +160,11 @@ class StreamTranslator:
         return self.feed(chunk)
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """Translate one Chat completion chunk."""
+        """Translate one Chat completion chunk (an `error` object instead ends the stream)."""
+        if chunk.get("error") and not chunk.get("choices"):
+            error = chunk["error"]
+            said = error.get("message") if isinstance(error, dict) else error
+            raise StreamError(f"the backend stopped with an error: {backend_words(str(said))}")
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         events: list[dict[str, Any]] = []

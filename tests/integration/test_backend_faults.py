@@ -61,7 +61,46 @@ def test_backend_500_is_a_500(app, backend, send):
     backend.enqueue(fb.error(500))
     error = assert_openai_error(failure(app, send, openai.InternalServerError), 500)
     assert error["type"] == "server_error"
-    assert error["message"] == "fake error"
+    assert error["message"] == "Backend 'default' failed (HTTP 500): fake error"
+
+
+PYTHON_TRACEBACK = """Traceback (most recent call last):
+  File "/srv/model-server/.venv/lib/python3.11/site-packages/server/app.py", line 88, in chat
+    output = engine.generate(request)
+  File "/srv/model-server/engine.py", line 12, in generate
+    raise RuntimeError("CUDA out of memory")
+RuntimeError: CUDA out of memory"""
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (fb.error(500, PYTHON_TRACEBACK), "RuntimeError: CUDA out of memory"),
+        (
+            fb.error(500, {"error": {"message": PYTHON_TRACEBACK}}),
+            "RuntimeError: CUDA out of memory",
+        ),
+        (
+            fb.raw(
+                502, b"<html><title>502 Bad Gateway</title><h1>Bad Gateway</h1></html>", "text/html"
+            ),
+            "502 Bad Gateway Bad Gateway",
+        ),
+        (fb.error(503, "x" * 5000), "x" * 200),
+        (fb.error(500, ""), None),
+    ],
+    ids=["traceback", "traceback-in-json", "html", "long", "empty"],
+)
+def test_backend_failure_bodies_reach_the_client_short_and_without_internals(
+    app, backend, send, reply, said
+):
+    backend.enqueue(reply)
+    error = assert_openai_error(failure(app, send, openai.APIStatusError), reply.status)
+    message = error["message"]
+    assert message.startswith(f"Backend 'default' failed (HTTP {reply.status})")
+    assert said is None and message.endswith(")") or said in message
+    assert "Traceback" not in message and "/srv/" not in message and "<" not in message
+    assert len(message) <= 400
 
 
 def test_backend_429_passes_on_retry_after(app, backend, send):

@@ -291,7 +291,8 @@ def test_background_response_whose_backend_fails_ends_failed(store_app, backend)
     backend.enqueue(fb.error(500, {"error": {"message": "The model crashed.", "code": None}}))
     queued = start(sdk)
     failed = wait_for_status(sdk, queued["id"], "failed")
-    assert failed["error"] == {"code": "server_error", "message": "The model crashed."}
+    crashed = "Backend 'default' failed (HTTP 500): The model crashed."
+    assert failed["error"] == {"code": "server_error", "message": crashed}
     events = full_stream(sdk, queued["id"])
     assert events[-1]["type"] == "response.failed"
     assert events[-1]["response"] == failed

@@ -175,10 +175,12 @@ def test_backend_error_after_the_keepalive_interval_ends_in_response_failed(
     assert streamed.types[-1] == "response.failed"
     assert keepalives_before(streamed.events, len(streamed.events) - 1) >= 2
     failed = streamed.response
+    said = body["error"]["message"]
+    message = f"Backend 'default' failed (HTTP {status}): {said}" if status >= 500 else said
     assert failed.status == "failed"
-    assert failed.error.code == code and failed.error.message == body["error"]["message"]
+    assert failed.error.code == code and failed.error.message == message
     assert stored["status"] == "failed"
-    assert stored["error"] == {"code": code, "message": body["error"]["message"]}
+    assert stored["error"] == {"code": code, "message": message}
 
 
 @pytest.mark.parametrize(
@@ -194,7 +196,8 @@ def test_backend_error_before_the_keepalive_interval_is_an_http_error(
         gateway.sdk.responses.create(model=MODEL, input="hi", stream=True)
     assert caught.value.response.headers["content-type"].startswith("application/json")
     error = assert_openai_error(caught.value, status)
-    assert error["message"] == SERVER_FAILED["error"]["message"]
+    said = SERVER_FAILED["error"]["message"]
+    assert error["message"] == f"Backend 'default' failed (HTTP {status}): {said}"
     assert_nothing_stored(app)
 
 

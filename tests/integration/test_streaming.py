@@ -310,6 +310,22 @@ def test_a_tls_backend_streams_and_keeps_its_connection(make_app, https_backend)
     assert len({request.client_port for request in server.requests}) == 1
 
 
+def test_an_error_the_backend_sends_mid_stream_fails_the_response_with_its_words(sdk, backend):
+    error = {
+        "error": {
+            "message": 'Traceback (most recent call last):\n  File "/srv/x.py"'
+            ", line 1\nRuntimeError: the engine died",
+            "type": "server_error",
+        }
+    }
+    body = _sse_body(_delta_chunk("Half an"), json.dumps(error))
+    backend.enqueue(fb.raw(200, body, "text/event-stream"))
+    failed = stream(sdk, input="Hi").response
+    assert failed.status == "failed" and failed.error.code == "server_error"
+    assert failed.error.message.endswith("stopped with an error: RuntimeError: the engine died")
+    assert failed.output[0].status == "incomplete" and failed.output_text == "Half an"
+
+
 def _sse_body(*payloads: str) -> bytes:
     return b"".join(f"data: {payload}\n\n".encode() for payload in payloads)
 
