@@ -8,6 +8,7 @@ the environment (or by GUNICORN_CMD_ARGS / the command line, which win).
 """
 
 import os
+import shutil
 import tempfile
 
 _host_port = os.environ.get("HOST_PORT", "")
@@ -42,28 +43,41 @@ control_socket_disable = not os.environ.get("GATEWAY_CONTROL_SOCKET")
 if not control_socket_disable:
     control_socket = os.environ["GATEWAY_CONTROL_SOCKET"]
 
-# A numeric backend address needs no lookup, but gevent's default resolver
-# sends every one through its thread pool (and the GIL): this one answers
-# them in place and passes names on to the pool. An operator's own
-# GEVENT_RESOLVER wins.
-os.environ.setdefault("GEVENT_RESOLVER", "app.backends.resolver.Resolver")
-
-# Prometheus multiprocess mode: every worker writes its metrics here and
-# /metrics adds them up. The directory must exist before workers start.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+_made_metrics_dir = None  # a directory this start made, removed when it ends
 
 
 def on_starting(server):
-    """Tell the app how many workers share the store and how many connections
-    each serves (its backend pools keep as many); start metrics afresh."""
+    """Before any worker exists, set what they inherit through the environment.
+
+    How many workers share the store, and how many connections each serves
+    (its backend pools keep as many). Nothing here runs on import: loading
+    this file (a test, a HUP) changes nothing.
+    """
+    global _made_metrics_dir
     os.environ["GATEWAY_WORKERS"] = str(server.cfg.workers)
     os.environ["GATEWAY_WORKER_CONNECTIONS"] = str(server.cfg.worker_connections)
+    # A numeric backend address needs no lookup, but gevent's default resolver
+    # sends every one through its thread pool (and the GIL): this one answers
+    # them in place and passes names on to the pool. An operator's own
+    # GEVENT_RESOLVER wins.
+    os.environ.setdefault("GEVENT_RESOLVER", "app.backends.resolver.Resolver")
+    # Prometheus multiprocess mode: every worker writes its metrics here and
+    # /metrics adds them up. The directory must exist before workers start,
+    # and starts empty.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _made_metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics_dir, exist_ok=True)
     for name in os.listdir(metrics_dir):
         if name.endswith(".db"):
             os.remove(os.path.join(metrics_dir, name))
+
+
+def on_exit(server):
+    """Remove the metrics directory this start made (one the operator named stays)."""
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
 
 
 def post_worker_init(worker):

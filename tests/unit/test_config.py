@@ -89,26 +89,42 @@ def gunicorn_conf(environ: dict[str, str]) -> dict[str, Any]:
         return runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
 
 
-def test_gunicorn_tells_the_app_how_many_connections_a_worker_serves(tmp_path):
-    server = SimpleNamespace(cfg=SimpleNamespace(workers=3, worker_connections=4321))
-    with mock.patch.dict(os.environ, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}):
+def started(environ: dict[str, str], workers: int = 1, connections: int = 1000) -> dict[str, str]:
+    """The environment gunicorn's master hands its workers, from `environ` (kept as it is)."""
+    server = SimpleNamespace(cfg=SimpleNamespace(workers=workers, worker_connections=connections))
+    with mock.patch.dict(os.environ, environ, clear=True):
         conf = runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
+        assert os.environ == environ, "loading gunicorn.conf.py changed the environment"
         conf["on_starting"](server)
-        told = {
-            name: os.environ[name] for name in ("GATEWAY_WORKERS", "GATEWAY_WORKER_CONNECTIONS")
-        }
+        handed = dict(os.environ)
+        conf["on_exit"](server)
+    return handed
+
+
+def test_gunicorn_tells_the_app_how_many_connections_a_worker_serves(tmp_path):
+    handed = started({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, workers=3, connections=4321)
+    told = {name: handed[name] for name in ("GATEWAY_WORKERS", "GATEWAY_WORKER_CONNECTIONS")}
     assert told == {"GATEWAY_WORKERS": "3", "GATEWAY_WORKER_CONNECTIONS": "4321"}
     assert first_backend(settings(told)).pool_size == 4321
 
 
 def test_gunicorn_workers_answer_numeric_addresses_without_a_lookup(tmp_path):
     environ = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    with mock.patch.dict(os.environ, environ, clear=True):
-        runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
-        assert os.environ["GEVENT_RESOLVER"] == "app.backends.resolver.Resolver"
-    with mock.patch.dict(os.environ, {**environ, "GEVENT_RESOLVER": "ares"}, clear=True):
-        runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
-        assert os.environ["GEVENT_RESOLVER"] == "ares"  # the operator's choice stays
+    assert started(environ)["GEVENT_RESOLVER"] == "app.backends.resolver.Resolver"
+    chosen = started({**environ, "GEVENT_RESOLVER": "ares"})
+    assert chosen["GEVENT_RESOLVER"] == "ares"  # the operator's choice stays
+
+
+def test_gunicorn_makes_a_metrics_directory_for_its_start_and_removes_it(tmp_path):
+    made = Path(started({})["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.name.startswith("gateway-metrics-") and not made.exists()
+    named = tmp_path / "metrics"
+    (named / "stale").mkdir(parents=True)
+    (named / "counter_1.db").write_bytes(b"old")
+    assert started({"PROMETHEUS_MULTIPROC_DIR": str(named)})["PROMETHEUS_MULTIPROC_DIR"] == str(
+        named
+    )
+    assert named.is_dir() and not (named / "counter_1.db").exists()  # emptied, kept
 
 
 def test_gunicorn_control_socket_is_off_unless_given_a_path(tmp_path):
