@@ -47,7 +47,17 @@ class StoredResponse(BaseModel):
 
     class Meta:
         table_name = "responses"
-        indexes = ((("created_at",), False), (("status", "lease_until"), False))
+        indexes = ((("created_at",), False),)
+
+
+# Only running background responses have a lease: the index holds just those.
+StoredResponse.add_index(
+    StoredResponse.index(
+        StoredResponse.lease_until,
+        where=StoredResponse.lease_until.is_null(False),
+        name="storedresponse_lease_until",
+    )
+)
 
 
 class StoredItem(BaseModel):
