@@ -9,6 +9,7 @@ to an https backend would fail. So the factory imports its parts itself.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +19,18 @@ if TYPE_CHECKING:
     from app.config import Settings
 
 
+# Each has `init_app(app, settings)`, called in this order: each may use what
+# the ones before it made (the services' context takes the backends; the API
+# serves all of them). An auth mode, tools or an ext_proc process plug in here.
+EXTENSIONS = ("app.store", "app.backends", "app.services", "app.auth", "app.observe", "app.api")
+
+
 def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
     """Build the app from settings (defaults <- YAML <- env <- `overrides`)."""
     from flask import Flask
 
-    from app import api, backends, store
     from app.config import load_settings
     from app.logs import configure_logging
-    from app.services.prepare import Gateway
 
     settings = settings or load_settings(overrides)
     configure_logging(settings.log_level, settings.json_logs)
@@ -34,16 +39,8 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["settings"] = settings
-    store.init_app(app, settings)
-    backends.init_app(app, settings)
-    app.extensions["gateway"] = Gateway(
-        backends=app.extensions["backends"],
-        reject_unsupported_tools=settings.reject_unsupported_tools,
-        configured_secret=settings.reasoning_secret,
-        keepalive_seconds=settings.keepalive_seconds,
-        background_lease=settings.background_lease,
-    )
-    api.init_app(app, json_logs=settings.json_logs)
+    for name in EXTENSIONS:
+        importlib.import_module(name).init_app(app, settings)
     logging.getLogger(__name__).info(
         "gateway ready: store=%s backends=%s",
         settings.store_type,

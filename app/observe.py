@@ -4,6 +4,8 @@ Metrics work in gunicorn's multiprocess mode when PROMETHEUS_MULTIPROC_DIR
 is set (gunicorn.conf.py sets it), so every worker is counted in /metrics.
 A streamed request is measured when its stream ends, not when its headers
 leave, so durations, tokens and status are those of the whole stream.
+The `model` label takes a bounded set of names (`ModelLabels`): a client
+cannot add a series per name it makes up.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,8 @@ from app.logs import log_event
 
 log = logging.getLogger("gateway.requests")
 
+MAX_MODEL_LABELS = 64
+OTHER_MODEL = "other"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 FIRST_TOKEN_EVENTS = (
@@ -143,6 +148,30 @@ class StreamWatch:
         ACTIVE_STREAMS.dec()
         if self.record.outcome == "-":
             self.record.outcome = "disconnected"
+
+
+class ModelLabels:
+    """The names the `model` label may take: the configured models, and (up to a bound)
+    those a backend that lists none answered; anything else is `other`."""
+
+    def __init__(self, configured: Iterable[str], limit: int = MAX_MODEL_LABELS) -> None:
+        self.known = set(configured)
+        self.limit = max(limit, len(self.known))
+
+    def label(self, model: str, served: bool = False) -> str:
+        """The label of `model`; `served`: a backend took the request for it."""
+        if model in self.known:
+            return model
+        if served and len(self.known) < self.limit:
+            self.known.add(model)
+            return model
+        return OTHER_MODEL
+
+
+def init_app(app: Any, settings: Any) -> None:
+    """Bound the `model` label to the configured models (and what backends answer)."""
+    configured = [model for backend in settings.backends for model in backend.models]
+    app.extensions["model_labels"] = ModelLabels(configured)
 
 
 def metrics_payload() -> tuple[bytes, str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from app.api.http import flag_arg, gateway
+from app.api.http import flag_arg, services
 from app.services.health import health as health_report
 
 bp = Blueprint("health", __name__)
@@ -14,11 +14,11 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> Any:
-    body, status = health_report(gateway().backends, ready=flag_arg("ready"))
+    body, status = health_report(services().backends, ready=flag_arg("ready"))
     return jsonify(body), status
 
 
 @bp.get("/ready")
 def ready() -> Any:
-    body, status = health_report(gateway().backends, ready=True)
+    body, status = health_report(services().backends, ready=True)
     return jsonify(body), status

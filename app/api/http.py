@@ -6,15 +6,15 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from app.errors import InvalidRequest
 from app.observe import StreamWatch
 from app.protocol.sse import encode_event
+from app.services.context import RequestContext, ServiceContext
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_PAGE = 100
-MAX_AUTHORIZATION = 4096
 # Stored event numbers are a 32-bit integer column (PostgreSQL `integer`).
 MAX_SEQUENCE_NUMBER = 2**31 - 1
 DEFAULT_PAGE = 20
@@ -40,17 +40,23 @@ def json_body(empty: Any = None) -> Any:
         ) from None
 
 
-def client_key() -> str | None:
-    """The client's bearer token, forwarded to backends that have no key of their own."""
-    header = request.headers.get("Authorization", "")
-    if len(header) > MAX_AUTHORIZATION or not header.isascii() or not header.isprintable():
-        raise InvalidRequest("The Authorization header is malformed.", code="invalid_header")
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+def services() -> ServiceContext:
+    """The running gateway's parts, for the use cases."""
+    return current_app.extensions["services"]
 
 
-def gateway() -> Any:
-    return current_app.extensions["gateway"]
+def model_label(model: str, served: bool = False) -> str:
+    """The metrics' name for `model` (a bounded set: see observe.ModelLabels)."""
+    return current_app.extensions["model_labels"].label(model, served)
+
+
+def request_context() -> RequestContext:
+    """This request's caller (resolved on first use: /health and /metrics never ask)."""
+    context = g.get("context")
+    if context is None:
+        principal = current_app.extensions["auth"].principal_for(request.headers)
+        context = g.context = RequestContext(principal)
+    return context
 
 
 def sse_response(

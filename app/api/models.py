@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from app.api.http import client_key, gateway
+from app.api.http import request_context, services
+from app.services.models import list_models
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 
 
 @bp.get("")
-def list_models() -> Any:
-    return jsonify({"object": "list", "data": gateway().backends.list_models(client_key())})
+def models() -> Any:
+    return jsonify(list_models(services(), request_context()))

@@ -8,12 +8,13 @@ from flask import Blueprint, g, jsonify
 
 from app.api.http import (
     MAX_SEQUENCE_NUMBER,
-    client_key,
     flag_arg,
-    gateway,
     int_arg,
     json_body,
+    model_label,
     page_args,
+    request_context,
+    services,
     sse_response,
 )
 from app.observe import StreamWatch
@@ -26,8 +27,10 @@ bp = Blueprint("responses", __name__, url_prefix="/v1/responses")
 @bp.post("")
 def create() -> Any:
     request_body = validate_create_request(json_body())
-    g.record.model, g.record.stream = request_body["model"], bool(request_body.get("stream"))
-    created = service.create_response(gateway(), request_body, client_key())
+    record, model = g.record, request_body["model"]
+    record.model, record.stream = model_label(model), bool(request_body.get("stream"))
+    created = service.create_response(services(), request_context(), request_body)
+    record.model = model_label(model, served=True)
     if created.events is not None:
         return sse_response(created.events, created.headers, StreamWatch(g.record))
     g.record.take_response(created.body)
@@ -38,7 +41,8 @@ def create() -> Any:
 def retrieve(response_id: str) -> Any:
     after = int_arg("starting_after", default=-1, minimum=-1, maximum=MAX_SEQUENCE_NUMBER)
     if flag_arg("stream"):
-        return sse_response(service.follow_response(gateway(), response_id, after))
+        follow = service.follow_response(services(), request_context(), response_id, after)
+        return sse_response(follow)
     return jsonify(service.get_response(response_id))
 
 

@@ -36,6 +36,7 @@ from urllib3.exceptions import (
 from urllib3.util.retry import Retry
 
 from app import compact_json
+from app.auth.principal import Principal
 from app.backends.breaker import CircuitBreaker
 from app.backends.chat_stream import ChatStream
 from app.backends.inflight import TRACKED_POOLS, CallCut, CallHandle, tracked
@@ -103,17 +104,17 @@ class Backend:
         BACKEND_ERRORS.labels(self.name, kind).inc()
         CIRCUIT_OPEN.labels(self.name).set(1 if self.breaker.is_open else 0)
 
-    def headers(self, client_key: str | None, stream: bool) -> dict[str, str]:
-        """Per-call headers: the backend's own key, else the client's."""
+    def headers(self, principal: Principal, stream: bool) -> dict[str, str]:
+        """Per-call headers: the backend's own key, else the one the caller passes on."""
         headers = dict(self.stream_headers if stream else self.json_headers)
-        key = self.settings.api_key or client_key
+        key = self.settings.api_key or principal.backend_key
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def complete(self, body: dict[str, Any], client_key: str | None) -> dict[str, Any]:
+    def complete(self, body: dict[str, Any], principal: Principal) -> dict[str, Any]:
         """Send a non-streaming Chat request and return the completion."""
-        response = self._call(body, client_key, stream=False)
+        response = self._call(body, principal, stream=False)
         try:
             completion = compact_json.loads(response.data.decode())
         except ValueError as exc:
@@ -124,14 +125,14 @@ class Backend:
         return completion
 
     def stream(
-        self, body: dict[str, Any], client_key: str | None, handle: CallHandle | None = None
+        self, body: dict[str, Any], principal: Principal, handle: CallHandle | None = None
     ) -> ChatStream:
         """Open a streaming Chat request; errors before the first byte raise here.
 
         With a `handle`, another greenlet can cut the call while it waits for
         the backend's headers; a call cut so is not the backend's failure.
         """
-        response = self._call(body, client_key, stream=True, handle=handle)
+        response = self._call(body, principal, stream=True, handle=handle)
         problem = _not_a_plain_event_stream(response.headers)
         if problem:
             _discard(response)
@@ -142,7 +143,7 @@ class Backend:
     def _call(
         self,
         body: dict[str, Any],
-        client_key: str | None,
+        principal: Principal,
         stream: bool,
         handle: CallHandle | None = None,
     ) -> urllib3.BaseHTTPResponse:
@@ -155,7 +156,7 @@ class Backend:
                     "POST",
                     self.chat_target,
                     body=data,
-                    headers=self.headers(client_key, stream),
+                    headers=self.headers(principal, stream),
                     retries=self.retries,
                     redirect=False,
                     assert_same_host=False,
@@ -205,12 +206,12 @@ class Backend:
         body = _json_or_text(text)
         return upstream_error(status, body, response.headers.get("Retry-After"), self.name)
 
-    def list_models(self, client_key: str | None) -> list[dict[str, Any]]:
+    def list_models(self, principal: Principal) -> list[dict[str, Any]]:
         """Return the backend's models (its configured list if it cannot be asked)."""
         try:
             response = self.session.get(
                 self.settings.base_url + "/models",
-                headers=self.headers(client_key, stream=False),
+                headers=self.headers(principal, stream=False),
                 timeout=MODELS_TIMEOUT,
                 proxies=self.proxies,
             )
@@ -269,10 +270,10 @@ class Backends:
             f"The model '{model}' does not exist.", param="model", code="model_not_found"
         )
 
-    def list_models(self, client_key: str | None) -> list[dict[str, Any]]:
+    def list_models(self, principal: Principal) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}
         for backend in self.all:
-            for model in backend.list_models(client_key):
+            for model in backend.list_models(principal):
                 seen.setdefault(model["id"], model)
         return list(seen.values())
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from app.auth.principal import Principal
 from app.errors import InvalidRequest, NotFound
 from app.protocol.stream import StreamTranslator
 from app.protocol.to_chat import tool_kinds_of
@@ -49,7 +50,7 @@ ABANDONED = {
 
 
 def start(
-    prepared: Prepared, client_key: str | None, keepalive_seconds: float, lease_seconds: float
+    prepared: Prepared, principal: Principal, keepalive_seconds: float, lease_seconds: float
 ) -> dict[str, Any]:
     """Store the response as queued and start running it; return the queued response."""
     response = prepared.response
@@ -62,7 +63,7 @@ def start(
     queued = dict(response)
     runner = threading.Thread(
         target=_run,
-        args=(prepared, client_key, min(keepalive_seconds, CANCEL_POLL_SECONDS), lease_seconds),
+        args=(prepared, principal, min(keepalive_seconds, CANCEL_POLL_SECONDS), lease_seconds),
         name=f"background-{response['id'][-8:]}",
         daemon=True,
     )
@@ -101,14 +102,14 @@ _runs = _Runs()
 
 
 def _run(
-    prepared: Prepared, client_key: str | None, wake_seconds: float, lease_seconds: float
+    prepared: Prepared, principal: Principal, wake_seconds: float, lease_seconds: float
 ) -> None:
     response_id = prepared.response["id"]
     prepared.response["status"] = "in_progress"
     try:
         with db.connection_context():
             responses.set_response(prepared.response, time.time() + lease_seconds)
-        upstream = Upstream(prepared, client_key, wake_seconds)
+        upstream = Upstream(prepared, principal, wake_seconds)
         _runs.add(response_id, upstream)
         chunks = iter(upstream)
         events = stream_events(prepared, upstream, chunks, cancelled=_stop_check(response_id))

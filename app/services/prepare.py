@@ -10,44 +10,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from app.backends import Backend, Backends
-from app.config import DEFAULT_BACKGROUND_LEASE, DEFAULT_KEEPALIVE_SECONDS
+from app.backends import Backend
 from app.errors import InvalidRequest, StoreError
 from app.protocol.ids import new_id
 from app.protocol.response import new_response
 from app.protocol.sealed_reasoning import seal_reasoning
 from app.protocol.to_chat import ChatOptions, ChatRequest, to_chat_request
 from app.services import inputs
+from app.services.context import ServiceContext
 from app.store import conversations, db, responses
 
 log = logging.getLogger(__name__)
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
-REASONING_SECRET = "reasoning"
-
-
-@dataclass
-class Gateway:
-    """What the use cases need from the running app."""
-
-    backends: Backends
-    reject_unsupported_tools: bool = False
-    configured_secret: str | None = None
-    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
-    background_lease: float = DEFAULT_BACKGROUND_LEASE
-    _secret: bytes | None = field(default=None, repr=False)
-
-    def reasoning_secret(self) -> bytes:
-        """The key that seals reasoning, the same in every worker."""
-        if self._secret is None:
-            if self.configured_secret:
-                self._secret = self.configured_secret.encode()
-            else:
-                self._secret = responses.shared_secret(REASONING_SECRET)
-        return self._secret
 
 
 @dataclass
@@ -62,7 +40,7 @@ class Prepared:
     seal: Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def prepare(gateway: Gateway, request: dict[str, Any]) -> Prepared:
+def prepare(services: ServiceContext, request: dict[str, Any]) -> Prepared:
     """Check and resolve everything a request needs; raise before anything is sent."""
     if request.get("background") and request.get("store") is False:
         raise InvalidRequest(
@@ -70,24 +48,24 @@ def prepare(gateway: Gateway, request: dict[str, Any]) -> Prepared:
             param="background",
             code="invalid_value",
         )
-    backend = gateway.backends.for_model(request["model"])
+    backend = services.backends.for_model(request["model"])
     input_items = inputs.normalize_input(request.get("input"))
     history = inputs.history_for(request)
     resolved = inputs.resolve_references(input_items)
     if any(item.get("encrypted_content") for item in resolved):
-        resolved = inputs.open_sealed_reasoning(resolved, gateway.reasoning_secret())
+        resolved = inputs.open_sealed_reasoning(resolved, services.reasoning_secret)
     settings = backend.settings
     options = ChatOptions(
         settings.reasoning_field, settings.max_tokens_field, settings.thinking_off
     )
     streamed = bool(request.get("stream") or request.get("background"))
     chat = to_chat_request(request, history + resolved, options, stream=streamed)
-    _check_chat(gateway, request, chat)
+    _check_chat(services, request, chat)
     response = new_response(request, new_id("resp"), int(time.time()))
-    return Prepared(request, backend, chat, resolved, response, _sealer(gateway, request))
+    return Prepared(request, backend, chat, resolved, response, _sealer(services, request))
 
 
-def _check_chat(gateway: Gateway, request: dict[str, Any], chat: ChatRequest) -> None:
+def _check_chat(services: ServiceContext, request: dict[str, Any], chat: ChatRequest) -> None:
     if not chat.body["messages"]:
         raise InvalidRequest(
             "Missing required parameter: 'input'.",
@@ -95,7 +73,7 @@ def _check_chat(gateway: Gateway, request: dict[str, Any], chat: ChatRequest) ->
             code="missing_required_parameter",
         )
     if chat.dropped_tools:
-        if gateway.reject_unsupported_tools:
+        if services.reject_unsupported_tools:
             raise InvalidRequest(
                 f"Tool type '{chat.dropped_tools[0]}' is not supported by this gateway.",
                 param="tools",
@@ -105,7 +83,7 @@ def _check_chat(gateway: Gateway, request: dict[str, Any], chat: ChatRequest) ->
 
 
 def _sealer(
-    gateway: Gateway, request: dict[str, Any]
+    services: ServiceContext, request: dict[str, Any]
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """With `include: [reasoning.encrypted_content]`, reasoning items carry a sealed copy."""
     if ENCRYPTED_REASONING not in (request.get("include") or ()):
@@ -115,7 +93,7 @@ def _sealer(
         if item["type"] != "reasoning":
             return item
         text = "".join(part["text"] for part in item.get("content") or ())
-        return {**item, "encrypted_content": seal_reasoning(text, gateway.reasoning_secret())}
+        return {**item, "encrypted_content": seal_reasoning(text, services.reasoning_secret)}
 
     return seal
 

@@ -15,7 +15,8 @@ from typing import Any
 from app.errors import NotFound
 from app.protocol.response import from_chat_completion, list_object
 from app.services import background
-from app.services.prepare import Gateway, persist, prepare
+from app.services.context import RequestContext, ServiceContext
+from app.services.prepare import persist, prepare
 from app.services.streaming import Events, open_stream
 from app.store import responses
 
@@ -33,24 +34,26 @@ class Created:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def create_response(gateway: Gateway, request: dict[str, Any], client_key: str | None) -> Created:
-    """Create a response for a validated request body."""
-    prepared = prepare(gateway, request)
+def create_response(
+    services: ServiceContext, context: RequestContext, request: dict[str, Any]
+) -> Created:
+    """Create a response for a validated request body, as `context`'s caller."""
+    prepared = prepare(services, request)
     headers = {}
     if prepared.chat.dropped_tools:
         headers[DROPPED_TOOLS_HEADER] = ",".join(prepared.chat.dropped_tools)
     if request.get("background"):
         queued = background.start(
-            prepared, client_key, gateway.keepalive_seconds, gateway.background_lease
+            prepared, context.principal, services.keepalive_seconds, services.background_lease
         )
         if request.get("stream"):
-            events = background.follow(queued["id"], -1, gateway.backends.read_timeout)
+            events = background.follow(queued["id"], -1, services.backends.read_timeout)
             return Created(events=events, headers=headers)
         return Created(body=queued, headers=headers)
     if request.get("stream"):
-        events = open_stream(prepared, client_key, gateway.keepalive_seconds)
+        events = open_stream(prepared, context.principal, services.keepalive_seconds)
         return Created(events=events, headers=headers)
-    completion = prepared.backend.complete(prepared.chat.body, client_key)
+    completion = prepared.backend.complete(prepared.chat.body, context.principal)
     response = from_chat_completion(
         prepared.response,
         completion,
@@ -67,10 +70,12 @@ def get_response(response_id: str) -> dict[str, Any]:
     return background.stored_response(response_id)
 
 
-def follow_response(gateway: Gateway, response_id: str, starting_after: int) -> Iterator[Events]:
+def follow_response(
+    services: ServiceContext, context: RequestContext, response_id: str, starting_after: int
+) -> Iterator[Events]:
     """Stream a background response's events again, from `starting_after` on."""
     background.check_followable(response_id)
-    return background.follow(response_id, starting_after, gateway.backends.read_timeout)
+    return background.follow(response_id, starting_after, services.backends.read_timeout)
 
 
 def delete_response(response_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from app.auth.principal import Principal
 from app.backends import CallCut, CallHandle, ChatStream
 from app.errors import BadGateway, GatewayError, StoreError
 from app.protocol.stream import StreamError, StreamTranslator
@@ -37,9 +38,9 @@ class Upstream:
     backend's headers, its socket is cut.
     """
 
-    def __init__(self, prepared: Prepared, client_key: str | None, wake_every: float) -> None:
+    def __init__(self, prepared: Prepared, principal: Principal, wake_every: float) -> None:
         self.prepared = prepared
-        self.client_key = client_key
+        self.principal = principal
         self.wake_every = wake_every
         self.stream: ChatStream | None = None
         self.error: BaseException | None = None
@@ -74,7 +75,7 @@ class Upstream:
     def _open(self) -> None:
         chat = self.prepared.chat
         try:
-            stream = self.prepared.backend.stream(chat.body, self.client_key, self.handle)
+            stream = self.prepared.backend.stream(chat.body, self.principal, self.handle)
         except BaseException as exc:  # handed to the consumer, raised there
             self.error = exc
         else:
@@ -97,10 +98,10 @@ class Upstream:
 
 
 def open_stream(
-    prepared: Prepared, client_key: str | None, keepalive_seconds: float
+    prepared: Prepared, principal: Principal, keepalive_seconds: float
 ) -> Iterator[Events]:
     """Start the backend call; raise its error if it fails before the keep-alive interval."""
-    upstream = Upstream(prepared, client_key, keepalive_seconds)
+    upstream = Upstream(prepared, principal, keepalive_seconds)
     chunks = iter(upstream)
     try:
         next(chunks)  # OPENED, or None when the backend is slow to answer at all

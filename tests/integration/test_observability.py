@@ -222,6 +222,44 @@ def test_metrics_count_requests_latency_tokens_and_backend_errors(app, backend):
     assert sample(after, "gateway_active_streams") == sample(before, "gateway_active_streams")
 
 
+def all_counted(before: Samples, after: Samples, requests: int) -> Samples | None:
+    """`after`, once it counts `requests` more creations (any model, any status) than `before`."""
+
+    def total(samples: Samples) -> float:
+        return sum(
+            value
+            for (name, labels), value in samples.items()
+            if name == "gateway_requests_total" and ("route", ROUTE) in labels
+        )
+
+    return after if total(after) - total(before) == requests else None
+
+
+def test_the_model_label_takes_no_name_a_client_makes_up(make_app, backend):
+    app = make_app(
+        backends=[
+            {"name": "listed", "base_url": backend.base_url, "models": ["listed-model"]},
+            {"name": "any", "base_url": backend.base_url},
+        ]
+    )
+    made_up = [f"made-up-{n}" for n in range(5)]
+    with live(app) as gateway:
+        before = scrape(gateway.root)
+        for model in made_up:  # the catch-all backend refuses each of them
+            backend.enqueue(fb.error(404, {"error": {"message": "no such model"}}))
+            with pytest.raises(openai.NotFoundError):
+                gateway.sdk.responses.create(model=model, input="x")
+        create(gateway.sdk, model="listed-model", input="x")
+        create(gateway.sdk, model="served-model", input="x")  # the catch-all backend serves it
+        after = wait_until(
+            lambda: all_counted(before, scrape(gateway.root), 7), "the seven requests to be counted"
+        )
+    labels = {dict(labels)["model"] for name, labels in after if name == "gateway_requests_total"}
+    assert not labels & set(made_up)
+    assert grown(before, after, "gateway_requests_total", route=ROUTE, model="other", status="404")
+    assert {"listed-model", "served-model"} <= labels
+
+
 def test_active_streams_gauge_counts_open_streams(app, backend):
     backend.enqueue(fb.text(ANSWER, chunk_size=4, delay=0.1))
     with live(app) as gateway:

@@ -1,0 +1,63 @@
+"""What every use case is given: the gateway's parts (`ServiceContext`) and the caller.
+
+`ServiceContext` is made once at start by `init_app` from the settings and
+the parts the earlier extensions made (the backends); the reasoning
+sealing key is read (or made) here, once, so no stream touches the store
+for it. `RequestContext` is made per request by whoever received it (the
+HTTP layer, an ext_proc process): the principal, and an id for the logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.auth.principal import Owner, Principal
+from app.backends import Backends
+from app.config import Settings
+from app.protocol.ids import new_id
+from app.store import db, responses
+
+REASONING_SECRET = "reasoning"
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """The running gateway's parts the use cases need."""
+
+    backends: Backends
+    reasoning_secret: bytes = field(repr=False)
+    reject_unsupported_tools: bool = False
+    keepalive_seconds: float = 15.0
+    background_lease: float = 30.0
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """One request's caller, and the id its log lines carry."""
+
+    principal: Principal
+    request_id: str = field(default_factory=lambda: new_id("req"))
+
+    @property
+    def owner(self) -> Owner:
+        return self.principal.owner
+
+
+def init_app(app: Any, settings: Settings) -> None:
+    """Make the services' context from the settings and the backends made before."""
+    app.extensions["services"] = ServiceContext(
+        backends=app.extensions["backends"],
+        reasoning_secret=_reasoning_secret(settings),
+        reject_unsupported_tools=settings.reject_unsupported_tools,
+        keepalive_seconds=settings.keepalive_seconds,
+        background_lease=settings.background_lease,
+    )
+
+
+def _reasoning_secret(settings: Settings) -> bytes:
+    """The key that seals reasoning: configured, else one kept in the store for every worker."""
+    if settings.reasoning_secret:
+        return settings.reasoning_secret.encode()
+    with db.connection_context():
+        return responses.shared_secret(REASONING_SECRET)
