@@ -74,12 +74,9 @@ def client(app: Flask) -> Any:
 def sdk_for(app: Flask, **kwargs: Any) -> openai.OpenAI:
     """The real openai client, sending its HTTP requests straight into `app`."""
     transport = httpx.WSGITransport(app=app)
+    options = {"api_key": TEST_KEY, "max_retries": 0, **kwargs}
     return openai.OpenAI(
-        base_url="http://gateway.test/v1",
-        api_key=TEST_KEY,
-        http_client=httpx.Client(transport=transport),
-        max_retries=0,
-        **kwargs,
+        base_url="http://gateway.test/v1", http_client=httpx.Client(transport=transport), **options
     )
 
 

@@ -43,19 +43,19 @@ def retrieve(response_id: str) -> Any:
     if flag_arg("stream"):
         follow = service.follow_response(services(), request_context(), response_id, after)
         return sse_response(follow)
-    return jsonify(service.get_response(response_id))
+    return jsonify(service.get_response(request_context(), response_id))
 
 
 @bp.delete("/<response_id>")
 def delete(response_id: str) -> Any:
-    return jsonify(service.delete_response(response_id))
+    return jsonify(service.delete_response(request_context(), response_id))
 
 
 @bp.post("/<response_id>/cancel")
 def cancel(response_id: str) -> Any:
-    return jsonify(service.cancel_response(response_id))
+    return jsonify(service.cancel_response(request_context(), response_id))
 
 
 @bp.get("/<response_id>/input_items")
 def input_items(response_id: str) -> Any:
-    return jsonify(service.list_input_items(response_id, page_args()))
+    return jsonify(service.list_input_items(request_context(), response_id, page_args()))

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from app.auth.principal import Principal
+from app.auth.principal import Owner, Principal
 from app.errors import InvalidRequest, NotFound
 from app.protocol.stream import StreamTranslator
 from app.protocol.to_chat import tool_kinds_of
@@ -58,7 +58,11 @@ def start(
     conversation = prepared.request.get("conversation")
     with db.connection_context():
         responses.start_response(
-            response, prepared.input_items, conversation, time.time() + lease_seconds
+            prepared.owner,
+            response,
+            prepared.input_items,
+            conversation,
+            time.time() + lease_seconds,
         )
     queued = dict(response)
     runner = threading.Thread(
@@ -113,7 +117,7 @@ def _run(
         _runs.add(response_id, upstream)
         chunks = iter(upstream)
         events = stream_events(prepared, upstream, chunks, cancelled=_stop_check(response_id))
-        _record(response_id, events, lease_seconds)
+        _record(prepared.owner, response_id, events, lease_seconds)
     except Exception:
         log.exception("background response %s failed to run", response_id)
     finally:
@@ -140,7 +144,9 @@ def _stop_check(response_id: str) -> Any:
     return stopped
 
 
-def _record(response_id: str, batches: Iterator[Events], lease_seconds: float) -> None:
+def _record(
+    owner: Owner, response_id: str, batches: Iterator[Events], lease_seconds: float
+) -> None:
     """Store events in small batches, the first and the terminal one at once; renew the lease."""
     batch: Events = []
     flushed_at = renewed_at = time.monotonic()
@@ -151,7 +157,7 @@ def _record(response_id: str, batches: Iterator[Events], lease_seconds: float) -
         # The opening events at once: a follower finds the stream begun.
         if ended or not position or now - flushed_at >= FLUSH_SECONDS:
             with db.connection_context():
-                responses.append_events(response_id, batch)
+                responses.append_events(owner, response_id, batch)
             batch, flushed_at = [], now
         if not ended and now - renewed_at >= lease_seconds / RENEWALS_PER_LEASE:
             with db.connection_context():
@@ -159,14 +165,14 @@ def _record(response_id: str, batches: Iterator[Events], lease_seconds: float) -
             renewed_at = now
     if batch:
         with db.connection_context():
-            responses.append_events(response_id, batch)
+            responses.append_events(owner, response_id, batch)
 
 
-def stored_response(response_id: str) -> dict[str, Any]:
-    """Return a stored response or raise 404 (a dead runner's is failed first)."""
-    response = responses.get_response(response_id)
+def stored_response(owner: Owner, response_id: str) -> dict[str, Any]:
+    """Return `owner`'s stored response or raise 404 (a dead runner's is failed first)."""
+    response = responses.get_response(owner, response_id)
     if response is not None and response["status"] in RUNNING and reap(response_id):
-        response = responses.get_response(response_id)
+        response = responses.get_response(owner, response_id)
     if response is None:
         raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
     return response
@@ -202,9 +208,9 @@ def _failed(response: dict[str, Any], events: Events) -> Events:
     return [*translator.fail(ABANDONED), translator.terminal_event()]
 
 
-def cancel(response_id: str) -> dict[str, Any]:
+def cancel(owner: Owner, response_id: str) -> dict[str, Any]:
     """Ask a running background response to stop; return it as cancelled."""
-    response = stored_response(response_id)
+    response = stored_response(owner, response_id)
     if not response.get("background"):
         raise InvalidRequest(
             "Only responses created with background=true can be cancelled.",
@@ -218,7 +224,9 @@ def cancel(response_id: str) -> dict[str, Any]:
     return response
 
 
-def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator[Events]:
+def follow(
+    owner: Owner, response_id: str, starting_after: int, idle_limit: float
+) -> Iterator[Events]:
     """Yield a background response's events after `starting_after`, a batch per poll, to its end.
 
     Ends at the terminal event; or when the response is over and no event
@@ -228,7 +236,7 @@ def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator
     after, idle_since = starting_after, time.monotonic()
     while True:
         with db.connection_context():
-            events = responses.events_after(response_id, after)
+            events = responses.events_after(owner, response_id, after)
             state = responses.run_state(response_id)
             if not events and reap(response_id, state):
                 continue
@@ -249,9 +257,9 @@ def follow(response_id: str, starting_after: int, idle_limit: float) -> Iterator
             time.sleep(FOLLOW_POLL_SECONDS)
 
 
-def check_followable(response_id: str) -> None:
+def check_followable(owner: Owner, response_id: str) -> None:
     """Refuse to stream a response not made in background mode, or whose events were pruned."""
-    response = stored_response(response_id)
+    response = stored_response(owner, response_id)
     if not response.get("background"):
         raise InvalidRequest(
             "Only responses created with background=true can be streamed again.",

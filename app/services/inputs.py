@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.auth.principal import Owner
 from app.errors import InvalidRequest, NotFound
 from app.protocol.ids import new_item_id
 from app.protocol.response import output_text_part
@@ -44,8 +45,8 @@ def _text_part(role: str, text: str) -> dict[str, Any]:
     return output_text_part(text) if role == "assistant" else {"type": "input_text", "text": text}
 
 
-def history_for(request: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the stored items this request continues (chain or conversation)."""
+def history_for(owner: Owner, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the stored items of `owner`'s this request continues (chain or conversation)."""
     previous = request.get("previous_response_id")
     conversation = request.get("conversation")
     if previous and conversation:
@@ -56,30 +57,30 @@ def history_for(request: dict[str, Any]) -> list[dict[str, Any]]:
             code="mutually_exclusive_parameters",
         )
     if previous:
-        if not responses.response_exists(previous):
+        if not responses.response_exists(owner, previous):
             raise NotFound(
                 f"Previous response with id '{previous}' not found.",
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
-        return responses.chain_items(previous)
+        return responses.chain_items(owner, previous)
     if conversation:
-        if conversations.get_conversation(conversation) is None:
+        if conversations.get_conversation(owner, conversation) is None:
             raise NotFound(
                 f"Conversation with id '{conversation}' not found.",
                 param="conversation",
                 code="conversation_not_found",
             )
-        return conversations.all_items(conversation)
+        return conversations.all_items(owner, conversation)
     return []
 
 
-def resolve_references(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Replace `item_reference` items with the stored items they name."""
+def resolve_references(owner: Owner, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replace `item_reference` items with the stored items of `owner`'s they name."""
     wanted = [item["id"] for item in items if item["type"] == "item_reference"]
     if not wanted:
         return items
-    found = responses.items_by_id(wanted)
+    found = responses.items_by_id(owner, wanted)
     missing = [item_id for item_id in wanted if item_id not in found]
     if missing:
         raise NotFound(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.auth.principal import Owner
 from app.backends import Backend
 from app.errors import InvalidRequest, StoreError
 from app.protocol.ids import new_id
@@ -20,7 +21,7 @@ from app.protocol.response import new_response
 from app.protocol.sealed_reasoning import seal_reasoning
 from app.protocol.to_chat import ChatOptions, ChatRequest, to_chat_request
 from app.services import inputs
-from app.services.context import ServiceContext
+from app.services.context import RequestContext, ServiceContext
 from app.store import conversations, db, responses
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,9 @@ ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 @dataclass
 class Prepared:
-    """A request ready to send: its backend, Chat body and the response to fill."""
+    """A request ready to send: its backend, Chat body, the response to fill, and whose it is."""
 
+    owner: Owner
     request: dict[str, Any]
     backend: Backend
     chat: ChatRequest
@@ -40,7 +42,7 @@ class Prepared:
     seal: Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def prepare(services: ServiceContext, request: dict[str, Any]) -> Prepared:
+def prepare(services: ServiceContext, context: RequestContext, request: dict[str, Any]) -> Prepared:
     """Check and resolve everything a request needs; raise before anything is sent."""
     if request.get("background") and request.get("store") is False:
         raise InvalidRequest(
@@ -50,8 +52,9 @@ def prepare(services: ServiceContext, request: dict[str, Any]) -> Prepared:
         )
     backend = services.backends.for_model(request["model"])
     input_items = inputs.normalize_input(request.get("input"))
-    history = inputs.history_for(request)
-    resolved = inputs.resolve_references(input_items)
+    owner = context.owner
+    history = inputs.history_for(owner, request)
+    resolved = inputs.resolve_references(owner, input_items)
     if any(item.get("encrypted_content") for item in resolved):
         resolved = inputs.open_sealed_reasoning(resolved, services.reasoning_secret)
     settings = backend.settings
@@ -62,7 +65,8 @@ def prepare(services: ServiceContext, request: dict[str, Any]) -> Prepared:
     chat = to_chat_request(request, history + resolved, options, stream=streamed)
     _check_chat(services, request, chat)
     response = new_response(request, new_id("resp"), int(time.time()))
-    return Prepared(request, backend, chat, resolved, response, _sealer(services, request))
+    seal = _sealer(services, request)
+    return Prepared(owner, request, backend, chat, resolved, response, seal)
 
 
 def _check_chat(services: ServiceContext, request: dict[str, Any], chat: ChatRequest) -> None:
@@ -100,16 +104,18 @@ def _sealer(
 
 def persist(prepared: Prepared) -> None:
     """Commit the finished response (and its conversation items) before it is announced."""
-    response = prepared.response
+    owner, response = prepared.owner, prepared.response
     conversation = prepared.request.get("conversation")
     try:
         with db.connection_context():
             if prepared.request.get("background"):
-                responses.finish_response(response, prepared.input_items, conversation)
+                responses.finish_response(owner, response, prepared.input_items, conversation)
             elif response["store"]:
-                responses.save_response(response, prepared.input_items, conversation)
+                responses.save_response(owner, response, prepared.input_items, conversation)
             elif conversation:
-                conversations.add_items(conversation, prepared.input_items + response["output"])
+                conversations.add_items(
+                    owner, conversation, prepared.input_items + response["output"]
+                )
     except StoreError as exc:
         log.error("could not store response %s: %s", response["id"], exc.message)
         raise

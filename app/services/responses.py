@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.auth.principal import Owner
 from app.errors import NotFound
 from app.protocol.response import from_chat_completion, list_object
 from app.services import background
@@ -19,6 +20,7 @@ from app.services.context import RequestContext, ServiceContext
 from app.services.prepare import persist, prepare
 from app.services.streaming import Events, open_stream
 from app.store import responses
+from app.store.models import INPUT
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def create_response(
     services: ServiceContext, context: RequestContext, request: dict[str, Any]
 ) -> Created:
     """Create a response for a validated request body, as `context`'s caller."""
-    prepared = prepare(services, request)
+    prepared = prepare(services, context, request)
     headers = {}
     if prepared.chat.dropped_tools:
         headers[DROPPED_TOOLS_HEADER] = ",".join(prepared.chat.dropped_tools)
@@ -47,7 +49,8 @@ def create_response(
             prepared, context.principal, services.keepalive_seconds, services.background_lease
         )
         if request.get("stream"):
-            events = background.follow(queued["id"], -1, services.backends.read_timeout)
+            timeout = services.backends.read_timeout
+            events = background.follow(context.owner, queued["id"], -1, timeout)
             return Created(events=events, headers=headers)
         return Created(body=queued, headers=headers)
     if request.get("stream"):
@@ -65,41 +68,45 @@ def create_response(
     return Created(body=response, headers=headers)
 
 
-def get_response(response_id: str) -> dict[str, Any]:
-    """Return a stored response or raise 404."""
-    return background.stored_response(response_id)
+def get_response(context: RequestContext, response_id: str) -> dict[str, Any]:
+    """Return a stored response of the caller's, or raise 404."""
+    return background.stored_response(context.owner, response_id)
 
 
 def follow_response(
     services: ServiceContext, context: RequestContext, response_id: str, starting_after: int
 ) -> Iterator[Events]:
     """Stream a background response's events again, from `starting_after` on."""
-    background.check_followable(response_id)
-    return background.follow(response_id, starting_after, services.backends.read_timeout)
+    background.check_followable(context.owner, response_id)
+    return background.follow(
+        context.owner, response_id, starting_after, services.backends.read_timeout
+    )
 
 
-def delete_response(response_id: str) -> dict[str, Any]:
-    if not responses.delete_response(response_id):
+def delete_response(context: RequestContext, response_id: str) -> dict[str, Any]:
+    if not responses.delete_response(context.owner, response_id):
         raise _not_found(response_id)
     return {"id": response_id, "object": "response", "deleted": True}
 
 
-def cancel_response(response_id: str) -> dict[str, Any]:
+def cancel_response(context: RequestContext, response_id: str) -> dict[str, Any]:
     """Cancel a background response (others cannot be cancelled)."""
-    return background.cancel(response_id)
+    return background.cancel(context.owner, response_id)
 
 
-def list_input_items(response_id: str, page: dict[str, Any]) -> dict[str, Any]:
+def list_input_items(
+    context: RequestContext, response_id: str, page: dict[str, Any]
+) -> dict[str, Any]:
     """Return one page of the input items of a stored response."""
-    if not responses.response_exists(response_id):
+    if not responses.response_exists(context.owner, response_id):
         raise _not_found(response_id)
-    return item_page(response_id, "input", page)
+    return item_page(context.owner, response_id, INPUT, page)
 
 
-def item_page(owner_id: str, role: str, page: dict[str, Any]) -> dict[str, Any]:
-    """One page of an owner's items as an OpenAI list object."""
+def item_page(owner: Owner, parent_id: str, slot: str, page: dict[str, Any]) -> dict[str, Any]:
+    """One page of a parent's items as an OpenAI list object."""
     try:
-        items, has_more = responses.page_items(owner_id, role, **page)
+        items, has_more = responses.page_items(owner, parent_id, slot, **page)
     except LookupError as exc:
         raise NotFound(
             f"Item with id '{exc.args[0]}' not found.", param="after", code="item_not_found"

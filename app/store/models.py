@@ -1,17 +1,19 @@
 """Peewee models: stored responses, items, conversations, gateway secrets and leases.
 
-Items of every owner (a response's input, its output, a conversation) live
+Items of every parent (a response's input, its output, a conversation) live
 in one table ordered by `seq`, so a chain or a conversation is read back in
-one query and paged by item id. The tables are made by the migrations
+one query and paged by item id; `slot` says which list of its parent an
+item is in. Every stored object carries its `tenant_id` and `owner_id`
+(app/auth/principal.py: `Owner`), and every read is scoped to one
+(app/store/scope.py). The tables are made by the migrations
 (app/store/migrations/), which must end where these models are: a test
 compares the two.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from peewee import (
+    SQL,
     AutoField,
     BigIntegerField,
     CharField,
@@ -23,13 +25,36 @@ from peewee import (
     TextField,
 )
 
+from app.auth.principal import ANONYMOUS, DEFAULT_TENANT
+
 db = DatabaseProxy()
 ID_LENGTH = 80
+# The lists of its parent an item is in (`StoredItem.slot`).
+INPUT, OUTPUT, CONVERSATION = "input", "output", "conversation"
+RESPONSE_SLOTS = (INPUT, OUTPUT)
+TENANT_LENGTH = 64
+OWNER_LENGTH = 128
 
 
 class BaseModel(Model):
     class Meta:
         database = db
+
+
+def tenant_field() -> CharField:
+    """Whose tenant a row belongs to (rows stored before tenants: the default one)."""
+    return CharField(
+        max_length=TENANT_LENGTH,
+        default=DEFAULT_TENANT,
+        constraints=[SQL(f"DEFAULT '{DEFAULT_TENANT}'")],
+    )
+
+
+def owner_field() -> CharField:
+    """Who within the tenant owns a row (rows stored before owners: the anonymous caller)."""
+    return CharField(
+        max_length=OWNER_LENGTH, default=ANONYMOUS, constraints=[SQL(f"DEFAULT '{ANONYMOUS}'")]
+    )
 
 
 class StoredResponse(BaseModel):
@@ -44,6 +69,8 @@ class StoredResponse(BaseModel):
     body = TextField()
     updated_at = BigIntegerField(null=True)  # the last change: for a finished one, its end
     lease_until = DoubleField(null=True)  # a running background response's runner is alive
+    tenant_id = tenant_field()
+    owner_id = owner_field()
 
     class Meta:
         table_name = "responses"
@@ -64,21 +91,17 @@ class StoredItem(BaseModel):
     """An input or output item of a response, or an item of a conversation."""
 
     seq = AutoField()
-    owner_id = CharField(max_length=ID_LENGTH)
-    role = CharField(max_length=12)  # "input", "output" or "conversation"
+    parent_id = CharField(max_length=ID_LENGTH)  # the response or conversation it belongs to
+    slot = CharField(max_length=12)  # "input", "output" or "conversation"
     item_id = CharField(max_length=ID_LENGTH, index=True)
     created_at = BigIntegerField()
     body = TextField()
+    tenant_id = tenant_field()
+    owner_id = owner_field()
 
     class Meta:
         table_name = "items"
-        indexes = ((("owner_id", "role", "seq"), False),)
-
-
-def owned_items(owner_id: str, role: str, item_id: str | None = None) -> Any:
-    """The where-clause selecting an owner's items (or one of them)."""
-    clause = (StoredItem.owner_id == owner_id) & (StoredItem.role == role)
-    return clause if item_id is None else clause & (StoredItem.item_id == item_id)
+        indexes = ((("parent_id", "slot", "seq"), False),)
 
 
 class StoredConversation(BaseModel):
@@ -86,6 +109,8 @@ class StoredConversation(BaseModel):
     created_at = BigIntegerField()
     metadata = TextField()
     updated_at = BigIntegerField(null=True, index=True)  # when its last item was added
+    tenant_id = tenant_field()
+    owner_id = owner_field()
 
     class Meta:
         table_name = "conversations"
@@ -97,6 +122,8 @@ class StoredEvent(BaseModel):
     response_id = CharField(max_length=ID_LENGTH)
     sequence_number = IntegerField()
     body = TextField()
+    tenant_id = tenant_field()
+    owner_id = owner_field()
 
     class Meta:
         table_name = "response_events"

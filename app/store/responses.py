@@ -2,10 +2,12 @@
 
 Every write is one short transaction; nothing here holds a transaction
 across network I/O. A chain of `previous_response_id` is read with one
-recursive query, whatever its depth. Reads see only what retention keeps
-(app/store/retention.py). A background response carries a lease its
-runner renews; one whose lease ran out (its worker died) is failed here,
-once, with a terminal event its followers read.
+recursive query, whatever its depth. A caller's reads and writes name its
+`Owner`, and reads see only what it owns and retention keeps
+(app/store/scope.py); a write gives what it stores to that owner. A
+background response carries a lease its runner renews; one whose lease ran
+out (its worker died) is failed here, once, with a terminal event its
+followers read.
 """
 
 from __future__ import annotations
@@ -19,29 +21,34 @@ from typing import Any
 
 from peewee import IntegrityError
 
+from app.auth.principal import Owner
 from app.compact_json import dumps
+from app.store import scope
 from app.store.models import (
+    CONVERSATION,
+    INPUT,
+    OUTPUT,
+    RESPONSE_SLOTS,
     GatewaySecret,
     StoredConversation,
     StoredEvent,
     StoredItem,
     StoredResponse,
     db,
-    owned_items,
 )
-from app.store.retention import fresh_items, fresh_response, policy
 from app.store.writes import insert_rows, writes
 
-# `{fresh}` keeps the chain to responses retention still shows: it ends at an expired one.
+# The chain's every response must be the caller's and kept (scope.chain_conditions):
+# it ends at the first that is not. Its items share their response's owner.
 CHAIN_SQL = """
 WITH RECURSIVE chain(id, prev, depth) AS (
-    SELECT id, previous_response_id, 0 FROM responses WHERE id = {p}{fresh}
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = {p}{anchor}
     UNION ALL
     SELECT r.id, r.previous_response_id, c.depth + 1
-    FROM responses r JOIN chain c ON r.id = c.prev{fresh_r}
+    FROM responses r JOIN chain c ON r.id = c.prev{ancestor}
 )
 SELECT i.body FROM chain c
-JOIN items i ON i.owner_id = c.id AND i.role IN ('input', 'output')
+JOIN items i ON i.parent_id = c.id AND i.slot IN ('input', 'output')
 ORDER BY c.depth DESC, i.seq
 """
 RUNNING = ("queued", "in_progress")
@@ -49,40 +56,46 @@ RUNNING = ("queued", "in_progress")
 FINISHABLE = (*RUNNING, "cancelled")
 
 
-def item_rows(owner_id: str, role: str, items: list[dict[str, Any]], now: int) -> list[dict]:
-    """Rows for `StoredItem.insert_many`, in the order given."""
+def item_rows(
+    owner: Owner, parent_id: str, slot: str, items: list[dict[str, Any]], now: int
+) -> list[dict]:
+    """Rows for `insert_rows(StoredItem, …)`, in the order given."""
     return [
         {
-            "owner_id": owner_id,
-            "role": role,
+            "parent_id": parent_id,
+            "slot": slot,
             "item_id": item["id"],
             "created_at": now,
             "body": dumps(item),
+            "tenant_id": owner.tenant_id,
+            "owner_id": owner.owner_id,
         }
         for item in items
     ]
 
 
 def save_response(
+    owner: Owner,
     response: dict[str, Any],
     input_items: list[dict[str, Any]],
     conversation_id: str | None = None,
 ) -> None:
     """Store a finished response with its input and output, in one transaction."""
-    items = item_rows(response["id"], "input", input_items, _now())
-    items += _outcome_rows(response, input_items, conversation_id)
-    _insert(_response_row(response, conversation_id), items, conversation_id)
+    items = item_rows(owner, response["id"], INPUT, input_items, _now())
+    items += _outcome_rows(owner, response, input_items, conversation_id)
+    _insert(_response_row(owner, response, conversation_id), items, conversation_id)
 
 
 def start_response(
+    owner: Owner,
     response: dict[str, Any],
     input_items: list[dict[str, Any]],
     conversation_id: str | None,
     lease_until: float,
 ) -> None:
     """Store a background response that has not run yet, with its input, leased to its runner."""
-    items = item_rows(response["id"], "input", input_items, _now())
-    _insert(_response_row(response, conversation_id, lease_until), items, None)
+    items = item_rows(owner, response["id"], INPUT, input_items, _now())
+    _insert(_response_row(owner, response, conversation_id, lease_until), items, None)
 
 
 @writes
@@ -96,14 +109,17 @@ def _insert(
 
 
 def finish_response(
-    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
+    owner: Owner,
+    response: dict[str, Any],
+    input_items: list[dict[str, Any]],
+    conversation_id: str | None,
 ) -> None:
     """Record how a background response ended, with its output (unless it was reaped)."""
     _finish(
         response["id"],
         response["status"],
         dumps(response),
-        _outcome_rows(response, input_items, conversation_id),
+        _outcome_rows(owner, response, input_items, conversation_id),
         conversation_id,
     )
 
@@ -182,7 +198,9 @@ def fail_abandoned(response_id: str, now: float, reap: Reaper) -> bool:
     """Fail a response whose lease ran out, once: `reap(body, stored_events)` fails the body
     and gives the events that end its stream. False if its runner renewed it or it ended."""
     row = (
-        StoredResponse.select(StoredResponse.body)
+        StoredResponse.select(
+            StoredResponse.body, StoredResponse.tenant_id, StoredResponse.owner_id
+        )
         .where(
             (StoredResponse.id == response_id)
             & StoredResponse.status.in_(RUNNING)
@@ -193,6 +211,7 @@ def fail_abandoned(response_id: str, now: float, reap: Reaper) -> bool:
     )
     if row is None:
         return False
+    owner = Owner(row[1], row[2])
     events = [
         json.loads(body)
         for (body,) in StoredEvent.select(StoredEvent.body)
@@ -205,13 +224,16 @@ def fail_abandoned(response_id: str, now: float, reap: Reaper) -> bool:
     StoredResponse.update(
         status=body["status"], body=dumps(body), updated_at=int(now), lease_until=None
     ).where(StoredResponse.id == response_id).execute()
-    insert_rows(StoredItem, item_rows(response_id, "output", body["output"], int(now)))
-    append_events(response_id, ending)
+    insert_rows(StoredItem, item_rows(owner, response_id, OUTPUT, body["output"], int(now)))
+    append_events(owner, response_id, ending)
     return True
 
 
 def _response_row(
-    response: dict[str, Any], conversation_id: str | None, lease_until: float | None = None
+    owner: Owner,
+    response: dict[str, Any],
+    conversation_id: str | None,
+    lease_until: float | None = None,
 ) -> dict[str, Any]:
     return {
         "id": response["id"],
@@ -223,18 +245,23 @@ def _response_row(
         "body": dumps(response),
         "updated_at": _now(),
         "lease_until": lease_until,
+        "tenant_id": owner.tenant_id,
+        "owner_id": owner.owner_id,
     }
 
 
 def _outcome_rows(
-    response: dict[str, Any], input_items: list[dict[str, Any]], conversation_id: str | None
+    owner: Owner,
+    response: dict[str, Any],
+    input_items: list[dict[str, Any]],
+    conversation_id: str | None,
 ) -> list[dict[str, Any]]:
     """The output items, and the conversation's new items, as rows."""
     now = _now()
     output = response.get("output") or []
-    rows = item_rows(response["id"], "output", output, now)
+    rows = item_rows(owner, response["id"], OUTPUT, output, now)
     if conversation_id:
-        rows += item_rows(conversation_id, "conversation", input_items + output, now)
+        rows += item_rows(owner, conversation_id, CONVERSATION, input_items + output, now)
     return rows
 
 
@@ -243,24 +270,28 @@ def _now() -> int:
 
 
 @writes
-def append_events(response_id: str, events: list[dict[str, Any]]) -> None:
+def append_events(owner: Owner, response_id: str, events: list[dict[str, Any]]) -> None:
     """Keep a background response's stream events, so it can be resumed."""
     rows = [
         {
             "response_id": response_id,
             "sequence_number": event["sequence_number"],
             "body": dumps(event),
+            "tenant_id": owner.tenant_id,
+            "owner_id": owner.owner_id,
         }
         for event in events
     ]
     insert_rows(StoredEvent, rows)
 
 
-def events_after(response_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+def events_after(
+    owner: Owner, response_id: str, after: int, limit: int = 500
+) -> list[dict[str, Any]]:
     """Return stored events with a sequence number above `after`, in order."""
     rows = (
         StoredEvent.select(StoredEvent.body)
-        .where((StoredEvent.response_id == response_id) & (StoredEvent.sequence_number > after))
+        .where(scope.events(owner, response_id, after))
         .order_by(StoredEvent.sequence_number)
         .limit(limit)
         .tuples()
@@ -268,58 +299,50 @@ def events_after(response_id: str, after: int, limit: int = 500) -> list[dict[st
     return [json.loads(body) for (body,) in rows]
 
 
-def get_response(response_id: str) -> dict[str, Any] | None:
+def get_response(owner: Owner, response_id: str) -> dict[str, Any] | None:
     """Return the stored response object, or None."""
     row = (
         StoredResponse.select(StoredResponse.body)
-        .where(fresh_response(response_id))
+        .where(scope.response(owner, response_id))
         .tuples()
         .first()
     )
     return json.loads(row[0]) if row else None
 
 
-def response_exists(response_id: str) -> bool:
-    return StoredResponse.select().where(fresh_response(response_id)).exists()
+def response_exists(owner: Owner, response_id: str) -> bool:
+    return StoredResponse.select().where(scope.response(owner, response_id)).exists()
 
 
 @writes
-def delete_response(response_id: str) -> bool:
+def delete_response(owner: Owner, response_id: str) -> bool:
     """Delete a response and its items; tell whether it existed."""
-    deleted = StoredResponse.delete().where(fresh_response(response_id)).execute()
+    if not StoredResponse.delete().where(scope.response(owner, response_id)).execute():
+        return False
     StoredEvent.delete().where(StoredEvent.response_id == response_id).execute()
     StoredItem.delete().where(
-        (StoredItem.owner_id == response_id) & StoredItem.role.in_(("input", "output"))
+        (StoredItem.parent_id == response_id) & StoredItem.slot.in_(RESPONSE_SLOTS)
     ).execute()
-    return bool(deleted)
+    return True
 
 
-def chain_items(response_id: str) -> list[dict[str, Any]]:
+def chain_items(owner: Owner, response_id: str) -> list[dict[str, Any]]:
     """Return the inputs and outputs of the chain ending at `response_id`, oldest first."""
-    ttl = policy().ttl
-    if ttl is None:
-        sql, params = CHAIN_SQL.format(p=db.param, fresh="", fresh_r=""), (response_id,)
-    else:
-        sql = CHAIN_SQL.format(
-            p=db.param,
-            fresh=f" AND created_at >= {db.param}",
-            fresh_r=f" AND r.created_at >= {db.param}",
-        )
-        oldest = int(time.time() - ttl)
-        params = (response_id, oldest, oldest)
-    cursor = db.execute_sql(sql, params)
+    anchor, ancestor, oldest = scope.chain_conditions(db.param)
+    sql = CHAIN_SQL.format(p=db.param, anchor=anchor, ancestor=ancestor)
+    kept = (oldest,) if oldest is not None else ()
+    whose = (owner.tenant_id, owner.owner_id)
+    cursor = db.execute_sql(sql, (response_id, *whose, *kept, *whose, *kept))
     return [json.loads(row[0]) for row in cursor.fetchall()]
 
 
-def items_by_id(item_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Return the newest stored item for each of `item_ids` that is known."""
+def items_by_id(owner: Owner, item_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Return the newest stored item of `owner`'s for each of `item_ids` that is known."""
     if not item_ids:
         return {}
-    wanted = StoredItem.item_id.in_(item_ids)
-    fresh = fresh_items()
     rows = (
         StoredItem.select(StoredItem.item_id, StoredItem.body)
-        .where(wanted if fresh is None else wanted & fresh)
+        .where(scope.items_by_id(owner, item_ids))
         .order_by(StoredItem.seq)
         .tuples()
     )
@@ -327,21 +350,24 @@ def items_by_id(item_ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def page_items(
-    owner_id: str,
-    role: str,
+    owner: Owner,
+    parent_id: str,
+    slot: str,
     *,
     limit: int,
     order: str,
     after: str | None = None,
     before: str | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Return one page of an owner's items (by item id cursors) and whether more follow."""
-    query = StoredItem.select(StoredItem.seq, StoredItem.body).where(owned_items(owner_id, role))
+    """Return one page of a parent's items (by item id cursors) and whether more follow."""
+    query = StoredItem.select(StoredItem.seq, StoredItem.body).where(
+        scope.items(owner, parent_id, slot)
+    )
     ascending = order == "asc"
     for cursor_id, forward in ((after, True), (before, False)):
         if cursor_id is None:
             continue
-        seq = _seq_of(owner_id, role, cursor_id)
+        seq = _seq_of(owner, parent_id, slot, cursor_id)
         later = forward == ascending
         query = query.where(StoredItem.seq > seq if later else StoredItem.seq < seq)
     ordering = StoredItem.seq.asc() if ascending else StoredItem.seq.desc()
@@ -349,10 +375,10 @@ def page_items(
     return [json.loads(body) for _, body in rows[:limit]], len(rows) > limit
 
 
-def _seq_of(owner_id: str, role: str, item_id: str) -> int:
+def _seq_of(owner: Owner, parent_id: str, slot: str, item_id: str) -> int:
     row = (
         StoredItem.select(StoredItem.seq)
-        .where(owned_items(owner_id, role, item_id))
+        .where(scope.items(owner, parent_id, slot, item_id))
         .tuples()
         .first()
     )

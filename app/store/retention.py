@@ -2,7 +2,7 @@
 
 With a TTL (`GATEWAY_STORE_TTL`), a stored response older than it, and a
 conversation that had no new item for as long, is gone: every read
-filters it out at once (`fresh_response`, `fresh_conversation`), and the
+filters it out at once (app/store/scope.py asks `oldest_kept`), and the
 sweep deletes it later. Background stream events go a grace period
 (`GATEWAY_EVENTS_TTL`) after their response ended.
 
@@ -23,6 +23,8 @@ from peewee import SqliteDatabase
 
 from app.config import DEFAULT_EVENTS_TTL
 from app.store.models import (
+    CONVERSATION,
+    RESPONSE_SLOTS,
     GatewayLease,
     StoredConversation,
     StoredEvent,
@@ -33,8 +35,6 @@ from app.store.models import (
 from app.store.writes import write_transaction
 
 TERMINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
-RESPONSE_SLOTS = ("input", "output")
-CONVERSATION_SLOT = "conversation"
 OWNERS_PER_BATCH = 50
 ROWS_PER_BATCH = 2000
 VACUUM_PAGES_PER_STEP = 256  # 1 MB of 4 KB pages per write transaction
@@ -61,39 +61,14 @@ def policy() -> Policy:
     return _policy
 
 
-def _oldest_kept() -> int | None:
+def oldest_kept() -> int | None:
+    """The oldest time (epoch seconds) a stored object may have and still be shown."""
     return None if _policy.ttl is None else int(time.time() - _policy.ttl)
-
-
-def fresh_response(response_id: str) -> Any:
-    """The where-clause of a stored response that has not expired."""
-    clause = StoredResponse.id == response_id
-    oldest = _oldest_kept()
-    return clause if oldest is None else clause & (StoredResponse.created_at >= oldest)
-
-
-def fresh_conversation(conversation_id: str) -> Any:
-    """The where-clause of a conversation that has not been idle past the TTL."""
-    clause = StoredConversation.id == conversation_id
-    oldest = _oldest_kept()
-    return clause if oldest is None else clause & (StoredConversation.updated_at >= oldest)
-
-
-def fresh_items() -> Any:
-    """The where-clause of items whose owner has not expired (None: every item)."""
-    oldest = _oldest_kept()
-    if oldest is None:
-        return None
-    live = StoredConversation.select(StoredConversation.id).where(
-        StoredConversation.updated_at >= oldest
-    )
-    of_responses = StoredItem.role.in_(RESPONSE_SLOTS) & (StoredItem.created_at >= oldest)
-    return of_responses | ((StoredItem.role == CONVERSATION_SLOT) & StoredItem.owner_id.in_(live))
 
 
 def expire_responses(limit: int = OWNERS_PER_BATCH) -> int:
     """Delete up to `limit` expired, finished responses with their items and events."""
-    oldest = _oldest_kept()
+    oldest = oldest_kept()
     if oldest is None:
         return 0
     ids = _ids(
@@ -102,9 +77,9 @@ def expire_responses(limit: int = OWNERS_PER_BATCH) -> int:
         .order_by(StoredResponse.created_at)
         .limit(limit)
     )
-    for owner in ids:
-        _delete_in_batches(StoredItem, StoredItem.seq, _items_of(owner, RESPONSE_SLOTS))
-        _delete_events_of(owner)
+    for parent in ids:
+        _delete_in_batches(StoredItem, StoredItem.seq, _items_of(parent, RESPONSE_SLOTS))
+        _delete_events_of(parent)
     if ids:
         write_transaction(
             lambda: StoredResponse.delete().where(StoredResponse.id.in_(ids)).execute()
@@ -114,7 +89,7 @@ def expire_responses(limit: int = OWNERS_PER_BATCH) -> int:
 
 def expire_conversations(limit: int = OWNERS_PER_BATCH) -> int:
     """Delete up to `limit` conversations idle past the TTL, with their items."""
-    oldest = _oldest_kept()
+    oldest = oldest_kept()
     if oldest is None:
         return 0
     ids = _ids(
@@ -122,8 +97,8 @@ def expire_conversations(limit: int = OWNERS_PER_BATCH) -> int:
         .where(StoredConversation.updated_at < oldest)
         .limit(limit)
     )
-    for owner in ids:
-        _delete_in_batches(StoredItem, StoredItem.seq, _items_of(owner, (CONVERSATION_SLOT,)))
+    for parent in ids:
+        _delete_in_batches(StoredItem, StoredItem.seq, _items_of(parent, (CONVERSATION,)))
     if ids:
         write_transaction(
             lambda: StoredConversation.delete().where(StoredConversation.id.in_(ids)).execute()
@@ -144,8 +119,8 @@ def prune_events(limit: int = OWNERS_PER_BATCH) -> int:
         .distinct()
         .limit(limit)
     )
-    for owner in ids:
-        _delete_events_of(owner)
+    for parent in ids:
+        _delete_events_of(parent)
     return len(ids)
 
 
@@ -166,8 +141,8 @@ def _ids(query: Any) -> list[str]:
         return [row[0] for row in query.tuples()]
 
 
-def _items_of(owner: str, slots: tuple[str, ...]) -> Any:
-    return (StoredItem.owner_id == owner) & StoredItem.role.in_(slots)
+def _items_of(parent_id: str, slots: tuple[str, ...]) -> Any:
+    return (StoredItem.parent_id == parent_id) & StoredItem.slot.in_(slots)
 
 
 def _delete_events_of(response_id: str) -> None:

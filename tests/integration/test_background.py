@@ -336,6 +336,7 @@ def runner_that_died(app: Any) -> str:
     Its first events are stored (created, in_progress, a finished reasoning
     item, the start of a message), its lease has run out, and nothing runs it.
     """
+    from app.auth.principal import Owner
     from app.protocol.ids import new_id
     from app.protocol.response import new_response
     from app.protocol.stream import StreamTranslator
@@ -350,8 +351,9 @@ def runner_that_died(app: Any) -> str:
     events += translator.feed({"choices": [{"delta": {"content": "Half an"}}]})
     with app.app_context(), db.connection_context():
         user = {"type": "message", "role": "user", "id": new_id("msg"), "content": []}
-        responses.start_response(response, [user], None, lease_until=time.time() - 1)
-        responses.append_events(response["id"], events)
+        anonymous = Owner()
+        responses.start_response(anonymous, response, [user], None, lease_until=time.time() - 1)
+        responses.append_events(anonymous, response["id"], events)
     return response["id"]
 
 

@@ -70,8 +70,8 @@ def test_backup_while_writing_is_whole_and_restores(make_app, backend, tmp_path)
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         ids = {row[0] for row in connection.execute("SELECT id FROM responses")}
         slots = connection.execute(
-            "SELECT r.id, count(DISTINCT i.role) FROM responses r "
-            "LEFT JOIN items i ON i.owner_id = r.id GROUP BY r.id"
+            "SELECT r.id, count(DISTINCT i.slot) FROM responses r "
+            "LEFT JOIN items i ON i.parent_id = r.id GROUP BY r.id"
         ).fetchall()
     assert {body["id"] for body in before} <= ids
     assert {count for _, count in slots} == {2}, "a response without its input or output"

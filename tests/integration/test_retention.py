@@ -54,7 +54,7 @@ def age_responses(app: Any, ids: list[str], seconds: int = LONG_AGO) -> None:
             updated_at=StoredResponse.updated_at - seconds,
         ).where(StoredResponse.id.in_(ids)).execute()
         StoredItem.update(created_at=StoredItem.created_at - seconds).where(
-            StoredItem.owner_id.in_(ids)
+            StoredItem.parent_id.in_(ids)
         ).execute()
 
 
@@ -143,7 +143,7 @@ def test_the_sweep_deletes_what_expired_and_keeps_the_rest(ttl_app, backend):
         assert (report.responses, report.conversations) == (3, 1)
         assert not sweep()  # nothing left to do
     assert rows(ttl_app, StoredResponse, StoredResponse.id.in_(expired)) == 0
-    assert rows(ttl_app, StoredItem, StoredItem.owner_id.in_([*expired, idle])) == 0
+    assert rows(ttl_app, StoredItem, StoredItem.parent_id.in_([*expired, idle])) == 0
     assert rows(ttl_app, StoredConversation, StoredConversation.id == idle) == 0
     assert sdk.responses.retrieve(kept).output_text == "Kept."
     assert sdk.conversations.items.list(live).data[0].content[0].text == "Hi."

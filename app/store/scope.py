@@ -1,0 +1,81 @@
+"""The one way a read finds stored objects: those its owner owns, that retention keeps.
+
+Every query for an object a caller named (a response, its items, a
+conversation, an item reference, a stream's events) builds its where-clause
+here, from the caller's `Owner` and the id: so another tenant's or
+another key's object is simply not there (a 404, never a 403), and an
+expired one neither. Only the gateway's own jobs (runners, reapers,
+sweeps) read by bare id, outside this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.auth.principal import Owner
+from app.store.models import (
+    CONVERSATION,
+    RESPONSE_SLOTS,
+    StoredConversation,
+    StoredEvent,
+    StoredItem,
+    StoredResponse,
+)
+from app.store.retention import oldest_kept
+
+
+def owned(model: Any, owner: Owner) -> Any:
+    """The rows of `model` that `owner` owns."""
+    return (model.tenant_id == owner.tenant_id) & (model.owner_id == owner.owner_id)
+
+
+def response(owner: Owner, response_id: str) -> Any:
+    """A stored response of `owner`'s that has not expired."""
+    clause = owned(StoredResponse, owner) & (StoredResponse.id == response_id)
+    oldest = oldest_kept()
+    return clause if oldest is None else clause & (StoredResponse.created_at >= oldest)
+
+
+def conversation(owner: Owner, conversation_id: str) -> Any:
+    """A conversation of `owner`'s that has not been idle past the TTL."""
+    clause = owned(StoredConversation, owner) & (StoredConversation.id == conversation_id)
+    oldest = oldest_kept()
+    return clause if oldest is None else clause & (StoredConversation.updated_at >= oldest)
+
+
+def items(owner: Owner, parent_id: str, slot: str, item_id: str | None = None) -> Any:
+    """One parent's items in `slot` (or the one of them with `item_id`), as `owner`'s."""
+    clause = owned(StoredItem, owner) & (StoredItem.parent_id == parent_id)
+    clause &= StoredItem.slot == slot
+    return clause if item_id is None else clause & (StoredItem.item_id == item_id)
+
+
+def items_by_id(owner: Owner, item_ids: list[str]) -> Any:
+    """`owner`'s items with these ids, of parents that have not expired."""
+    clause = owned(StoredItem, owner) & StoredItem.item_id.in_(item_ids)
+    oldest = oldest_kept()
+    if oldest is None:
+        return clause
+    live = StoredConversation.select(StoredConversation.id).where(
+        owned(StoredConversation, owner) & (StoredConversation.updated_at >= oldest)
+    )
+    of_responses = StoredItem.slot.in_(RESPONSE_SLOTS) & (StoredItem.created_at >= oldest)
+    in_conversations = (StoredItem.slot == CONVERSATION) & StoredItem.parent_id.in_(live)
+    return clause & (of_responses | in_conversations)
+
+
+def events(owner: Owner, response_id: str, after: int) -> Any:
+    """The stream events of `owner`'s response after sequence number `after`."""
+    clause = owned(StoredEvent, owner) & (StoredEvent.response_id == response_id)
+    return clause & (StoredEvent.sequence_number > after)
+
+
+def chain_conditions(param: str) -> tuple[str, str, int | None]:
+    """SQL for the chain query: the anchor's and each ancestor's owner (and age) checks."""
+    oldest = oldest_kept()
+    anchor = f" AND tenant_id = {param} AND owner_id = {param}"
+    ancestor = f" WHERE r.tenant_id = {param} AND r.owner_id = {param}"
+    if oldest is not None:
+        anchor += f" AND created_at >= {param}"
+        ancestor += f" AND r.created_at >= {param}"
+    return anchor, ancestor, oldest
