@@ -28,6 +28,8 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+# What urllib3 logs when a pool to the backend has no connection to spare.
+POOL_FULL_WARNING = "Connection pool is full"
 
 
 def free_port() -> int:
