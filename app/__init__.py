@@ -33,9 +33,9 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     from app.logs import configure_logging
 
     settings = settings or load_settings(overrides)
-    configure_logging(settings.log_level, settings.json_logs)
+    configure_logging(settings.server.log_level, settings.server.json_logs)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["settings"] = settings
@@ -43,7 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
         importlib.import_module(name).init_app(app, settings)
     logging.getLogger(__name__).info(
         "gateway ready: store=%s backends=%s",
-        settings.store_type,
+        settings.store.type,
         ", ".join(f"{b.name}={b.base_url}" for b in settings.backends),
     )
     return app
@@ -53,4 +53,4 @@ def start_jobs(app: Flask) -> None:
     """Start what a serving process does beside its requests (the store's sweeper)."""
     from app.services.sweep import start_sweeping
 
-    app.extensions["sweeper"] = start_sweeping(app.extensions["settings"].sweep_interval)
+    app.extensions["sweeper"] = start_sweeping(app.extensions["settings"].store.sweep_interval)

@@ -70,7 +70,7 @@ def _serve(settings: Settings, dev: bool) -> None:
 
         app = create_app(settings=settings)
         start_jobs(app)
-        app.run(host=settings.host, port=settings.port, threaded=True)
+        app.run(host=settings.server.host, port=settings.server.port, threaded=True)
         return
     from gunicorn.app.wsgiapp import run
 

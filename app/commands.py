@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from app.config import Settings
-from app.store import db, migrations, open_database, prepare_schema, retention
+from app.config import DEFAULT_SWEEP_INTERVAL, Settings
+from app.store import bind, db, migrations, prepare_schema, retention
 from app.store.backup import BackupError, backup_sqlite
 
 
@@ -24,9 +24,7 @@ class CommandError(RuntimeError):
 
 def run(command: str, args: dict[str, Any], settings: Settings) -> int:
     """Run `command` on the configured store; return the exit status."""
-    database, _keeper = open_database(settings)
-    db.initialize(database)
-    retention.configure(retention.Policy(settings.store_ttl, settings.events_ttl))
+    bind(settings)
     try:
         return COMMANDS[command](args, settings)
     except (migrations.SchemaError, BackupError, CommandError) as exc:
@@ -53,8 +51,8 @@ def sweep(args: dict[str, Any], settings: Settings) -> int:
     """Sweep the store once (unless a worker is sweeping now); `vacuum` rewrites SQLite's file."""
     from app.services.sweep import sweep_if_due
 
-    prepare_schema(settings.migrate_on_start)
-    report = sweep_if_due(settings.sweep_interval or 0)
+    prepare_schema(settings.store.migrate_on_start)
+    report = sweep_if_due(settings.store.sweep_interval or DEFAULT_SWEEP_INTERVAL)
     if report is None:
         print("sweep: another gateway is sweeping the store now; nothing done")
     else:
@@ -65,7 +63,7 @@ def sweep(args: dict[str, Any], settings: Settings) -> int:
 
 
 def _vacuum(settings: Settings) -> None:
-    if settings.store_type != "sqlite":
+    if settings.store.type != "sqlite":
         print("vacuum: PostgreSQL reclaims space itself (autovacuum); nothing done")
         return
     with db.connection_context():
@@ -75,12 +73,12 @@ def _vacuum(settings: Settings) -> None:
 
 def backup(args: dict[str, Any], settings: Settings) -> int:
     """Copy the live SQLite store to `file`, consistent while it serves."""
-    if settings.store_type != "sqlite":
+    if settings.store.type != "sqlite":
         raise CommandError(
-            f"backs up a SQLite store; for {settings.store_type} use its own tools "
+            f"backs up a SQLite store; for {settings.store.type} use its own tools "
             "(PostgreSQL: pg_dump, see docs/DEPLOYMENT.md)"
         )
-    size = backup_sqlite(settings.store_dsn.removeprefix("sqlite:///"), args["file"])
+    size = backup_sqlite(settings.store.sqlite_path, args["file"])
     print(f"backup: {args['file']} ({size} bytes)")
     return 0
 

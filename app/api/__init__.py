@@ -19,7 +19,7 @@ HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_t
 
 def init_app(app: Flask, settings: Any) -> None:
     """Register the blueprints, the request log and the one error-rendering path."""
-    json_logs = settings.json_logs
+    json_logs = settings.server.json_logs
     for module in (responses, conversations, models, health, metrics, openapi):
         app.register_blueprint(module.bp)
 

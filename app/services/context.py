@@ -49,15 +49,15 @@ def init_app(app: Any, settings: Settings) -> None:
     app.extensions["services"] = ServiceContext(
         backends=app.extensions["backends"],
         reasoning_secret=_reasoning_secret(settings),
-        reject_unsupported_tools=settings.reject_unsupported_tools,
-        keepalive_seconds=settings.keepalive_seconds,
-        background_lease=settings.background_lease,
+        reject_unsupported_tools=settings.responses.reject_unsupported_tools,
+        keepalive_seconds=settings.responses.keepalive_seconds,
+        background_lease=settings.responses.background_lease,
     )
 
 
 def _reasoning_secret(settings: Settings) -> bytes:
     """The key that seals reasoning: configured, else one kept in the store for every worker."""
-    if settings.reasoning_secret:
-        return settings.reasoning_secret.encode()
+    if settings.responses.reasoning_secret:
+        return settings.responses.reasoning_secret.encode()
     with db.connection_context():
         return responses.shared_secret(REASONING_SECRET)

@@ -15,7 +15,6 @@ import os
 import sqlite3
 import uuid
 from typing import Any
-from urllib.parse import urlparse
 
 from peewee import SqliteDatabase
 from playhouse.pool import PooledSqliteDatabase
@@ -45,31 +44,27 @@ POOL_SIZE = 64
 POOL_WAIT_SECONDS = 10
 STALE_SECONDS = 300
 
-__all__ = ["db", "init_app", "open_database"]
+__all__ = ["bind", "db", "init_app", "open_database", "prepare_schema"]
 
 
 def open_database(settings: Settings) -> tuple[Any, Any]:
     """Return the database for the configured store, and an object to keep alive."""
-    if settings.store_type == "memory":
+    store = settings.store
+    if store.type == "memory":
         uri = f"file:gateway-{uuid.uuid4().hex}?mode=memory&cache=shared"
         keeper = sqlite3.connect(uri, uri=True, check_same_thread=False)
         return SqliteDatabase(uri, uri=True, pragmas={"busy_timeout": 5000}), keeper
-    if settings.store_type == "postgres":
-        url = urlparse(settings.store_dsn)
-        return (
-            PooledPsycopg3Database(
-                url.path.lstrip("/"),
-                user=url.username,
-                password=url.password,
-                host=url.hostname,
-                port=url.port or 5432,
-                max_connections=POOL_SIZE,
-                stale_timeout=STALE_SECONDS,
-                timeout=POOL_WAIT_SECONDS,
-            ),
-            None,
+    if store.type == "postgres":
+        arguments = store.connect_args()  # the DSN read as peewee's db_url reads one
+        database = PooledPsycopg3Database(
+            arguments.pop("database"),
+            max_connections=POOL_SIZE,
+            stale_timeout=STALE_SECONDS,
+            timeout=POOL_WAIT_SECONDS,
+            **arguments,
         )
-    path = settings.store_dsn.removeprefix("sqlite:///")
+        return database, None
+    path = store.sqlite_path
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     database = PooledSqliteDatabase(
@@ -83,13 +78,18 @@ def open_database(settings: Settings) -> tuple[Any, Any]:
     return database, None
 
 
-def init_app(app: Any, settings: Settings) -> None:
-    """Bind `db` to the configured store, bring its schema up to date, close connections."""
+def bind(settings: Settings) -> Any:
+    """Bind `db` to the configured store, with its retention; return what to keep alive."""
     database, keeper = open_database(settings)
     db.initialize(database)
-    app.extensions["store_keeper"] = keeper
-    retention.configure(retention.Policy(settings.store_ttl, settings.events_ttl))
-    prepare_schema(settings.migrate_on_start)
+    retention.configure(retention.Policy(settings.store.ttl, settings.store.events_ttl))
+    return keeper
+
+
+def init_app(app: Any, settings: Settings) -> None:
+    """Bind `db` to the configured store, bring its schema up to date, close connections."""
+    app.extensions["store_keeper"] = bind(settings)
+    prepare_schema(settings.store.migrate_on_start)
 
     @app.teardown_appcontext
     def close_connection(_exc: BaseException | None) -> None:

@@ -242,8 +242,8 @@ def test_every_variable_set_is_one_the_gateway_reads():
 
 def test_env_example_values_load_as_settings():
     settings = load_settings(environ=runtime_environment())
-    assert settings.store_type == "sqlite"
-    assert settings.store_dsn == "/var/lib/responses-gateway/responses.db"
+    assert settings.store.type == "sqlite"
+    assert settings.store.dsn == "/var/lib/responses-gateway/responses.db"
     assert settings.backends[0].read_timeout == 600
 
 
@@ -251,4 +251,4 @@ def test_gateway_listens_where_nginx_expects_it():
     upstream = re.search(r"upstream \w+ \{\s*server (\S+);", NGINX_SITE.read_text()).group(1)
     assert runtime_environment()["HOST_PORT"] == upstream
     settings = load_settings(environ=runtime_environment())
-    assert f"{settings.host}:{settings.port}" == upstream
+    assert f"{settings.server.host}:{settings.server.port}" == upstream

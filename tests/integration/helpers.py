@@ -170,7 +170,7 @@ def assert_chat_body_clean(body: dict[str, Any]) -> None:
 
 
 def store_path(app: Flask) -> Path:
-    return Path(app.extensions["settings"].store_dsn)
+    return Path(app.extensions["settings"].store.dsn)
 
 
 def stored_count(app: Flask, table: str) -> int:

@@ -176,7 +176,7 @@ def test_a_sweep_gives_sqlite_its_free_pages_back(make_app, backend, tmp_path):
     sdk = sdk_for(app)
     big = "word " * 4000
     ids = [respond(sdk, backend, "ok", input=big).id for _ in range(40)]
-    path = Path(app.extensions["settings"].store_dsn)
+    path = Path(app.extensions["settings"].store.dsn)
     before = checkpointed_size(path)
     age_responses(app, ids)
     with app.app_context():
@@ -252,6 +252,6 @@ def test_gateway_sweep_vacuum_turns_an_old_file_into_one_that_shrinks(tmp_path):
 def test_gateway_sweep_leaves_the_store_to_the_sweeper_holding_the_lease(app):
     with app.app_context(), db.connection_context():
         retention.take_lease(SWEEP_LEASE, "another-host:1", 60)
-    store = {"store_type": "sqlite", "store_dsn": app.extensions["settings"].store_dsn}
+    store = {"store_type": "sqlite", "store_dsn": app.extensions["settings"].store.dsn}
     swept = gateway(store, "sweep", GATEWAY_STORE_TTL="1d")
     assert swept.returncode == 0 and "another gateway is sweeping" in swept.stdout

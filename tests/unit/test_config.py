@@ -57,13 +57,13 @@ def first_backend(result: Settings):
 
 def test_defaults_listen_on_loopback_8080():
     result = settings()
-    assert (result.host, result.port) == ("127.0.0.1", 8080)
+    assert (result.server.host, result.server.port) == ("127.0.0.1", 8080)
 
 
 def test_default_store_is_a_sqlite_file():
     result = settings()
-    assert result.store_type == "sqlite"
-    assert result.store_dsn.endswith(".db") and "://" not in result.store_dsn
+    assert result.store.type == "sqlite"
+    assert result.store.dsn.endswith(".db") and "://" not in result.store.dsn
 
 
 def test_default_backend_is_a_local_chat_completions_server():
@@ -139,7 +139,7 @@ def test_gunicorn_control_socket_is_off_unless_given_a_path(tmp_path):
 
 def test_defaults_do_not_read_the_process_environment(monkeypatch):
     monkeypatch.setenv("HOST_PORT", "9999")
-    assert settings().port == 8080
+    assert settings().server.port == 8080
 
 
 # --- the deployment guides' environment variables -----------------------------
@@ -204,9 +204,9 @@ def test_backend_timeout_secs_is_the_read_timeout():
 )
 def test_session_store_type_and_dsn(environ, store_type, dsn):
     result = settings(environ)
-    assert result.store_type == store_type
+    assert result.store.type == store_type
     if dsn:
-        assert result.store_dsn == dsn
+        assert result.store.dsn == dsn
 
 
 @pytest.mark.parametrize(
@@ -220,12 +220,12 @@ def test_session_store_type_and_dsn(environ, store_type, dsn):
 )
 def test_host_port(host_port, host, port):
     result = settings({"HOST_PORT": host_port})
-    assert (result.host, result.port) == (host, port)
+    assert (result.server.host, result.server.port) == (host, port)
 
 
 @pytest.mark.parametrize("level", ["DEBUG", "warning", "ERROR"])
 def test_log_level(level):
-    assert settings({"LOG_LEVEL": level}).log_level.upper() == level.upper()
+    assert settings({"LOG_LEVEL": level}).server.log_level.upper() == level.upper()
 
 
 def test_per_backend_translation_fields_from_the_environment():
@@ -271,8 +271,12 @@ YAML_CONFIG = {
 
 def test_yaml_file_sets_everything_it_names(yaml_file):
     result = settings(config_path=yaml_file(YAML_CONFIG))
-    assert (result.host, result.port, result.log_level) == ("0.0.0.0", 7000, "WARNING")
-    assert result.store_dsn == "/srv/gw.db"
+    assert (result.server.host, result.server.port, result.server.log_level) == (
+        "0.0.0.0",
+        7000,
+        "WARNING",
+    )
+    assert result.store.dsn == "/srv/gw.db"
     vllm, ollama = result.backends
     assert (vllm.name, vllm.base_url, vllm.api_key, vllm.models) == (
         "vllm",
@@ -286,7 +290,7 @@ def test_yaml_file_sets_everything_it_names(yaml_file):
 
 def test_gateway_config_variable_names_the_yaml_file(yaml_file):
     result = settings({"GATEWAY_CONFIG": yaml_file(YAML_CONFIG)})
-    assert result.port == 7000
+    assert result.server.port == 7000
 
 
 def test_environment_wins_over_yaml(yaml_file):
@@ -298,7 +302,11 @@ def test_environment_wins_over_yaml(yaml_file):
         "BACKEND_TIMEOUT_SECS": "5",
     }
     result = settings(environ)
-    assert (result.host, result.port, result.log_level) == ("127.0.0.1", 9000, "DEBUG")
+    assert (result.server.host, result.server.port, result.server.log_level) == (
+        "127.0.0.1",
+        9000,
+        "DEBUG",
+    )
     vllm, ollama = result.backends
     assert (vllm.base_url, vllm.read_timeout) == ("http://override:8000/v1", 5.0)
     assert vllm.api_key == "yaml-key"  # what the environment does not set stays
@@ -307,7 +315,7 @@ def test_environment_wins_over_yaml(yaml_file):
 
 def test_overrides_win_over_the_environment():
     result = load_settings({"host_port": "127.0.0.1:8123"}, environ={"HOST_PORT": "9000"})
-    assert result.port == 8123
+    assert result.server.port == 8123
 
 
 # --- refused ------------------------------------------------------------------
@@ -380,17 +388,17 @@ def test_bad_environment_values_are_refused_naming_the_variable(name, value):
 )
 def test_durations_read_as_seconds(value, seconds):
     loaded = settings({"GATEWAY_STORE_TTL": value, "GATEWAY_EVENTS_TTL": value})
-    assert (loaded.store_ttl, loaded.events_ttl) == (seconds, seconds)
+    assert (loaded.store.ttl, loaded.store.events_ttl) == (seconds, seconds)
 
 
 def test_retention_and_sweeps_default_and_turn_off():
     defaults = settings()
-    assert defaults.store_ttl is None  # kept until deleted, as before
-    assert (defaults.events_ttl, defaults.sweep_interval) == (86400, 300)
-    assert (defaults.background_lease, defaults.migrate_on_start) == (30, True)
+    assert defaults.store.ttl is None  # kept until deleted, as before
+    assert (defaults.store.events_ttl, defaults.store.sweep_interval) == (86400, 300)
+    assert (defaults.responses.background_lease, defaults.store.migrate_on_start) == (30, True)
     off = settings({"GATEWAY_STORE_TTL": "off", "GATEWAY_SWEEP_INTERVAL": "0"})
-    assert (off.store_ttl, off.sweep_interval) == (None, 0)
-    assert settings({"GATEWAY_MIGRATE_ON_START": "false"}).migrate_on_start is False
+    assert (off.store.ttl, off.store.sweep_interval) == (None, 0)
+    assert settings({"GATEWAY_MIGRATE_ON_START": "false"}).store.migrate_on_start is False
 
 
 def test_postgres_store_needs_a_postgres_url():
@@ -405,7 +413,7 @@ def test_memory_store_is_refused_with_several_workers():
 
 def test_memory_store_is_fine_with_one_worker():
     result = settings({"SESSION_STORE_TYPE": "memory", "GATEWAY_WORKERS": "1"})
-    assert (result.store_type, result.workers) == ("memory", 1)
+    assert (result.store.type, result.server.workers) == ("memory", 1)
 
 
 @pytest.mark.parametrize(
@@ -417,3 +425,87 @@ def test_unreadable_yaml_is_refused_naming_gateway_config(yaml_file, content):
 
 def test_missing_yaml_file_is_refused_naming_gateway_config(tmp_path):
     assert "GATEWAY_CONFIG" in config_error(config_path=str(tmp_path / "missing.yaml"))
+
+
+# --- sections, DSNs, backend APIs -----------------------------------------------
+
+
+def test_yaml_may_write_each_section_as_a_mapping(yaml_file):
+    path = yaml_file(
+        {
+            "server": {"host_port": "0.0.0.0:7100", "workers": 3, "json_logs": True},
+            "store": {"dsn": "/srv/gw.db", "ttl": "30d", "sweep_interval": "1h"},
+            "responses": {"keepalive_seconds": 5, "background_lease": "45s"},
+        }
+    )
+    result = settings(config_path=path)
+    assert (result.server.host, result.server.port, result.server.workers) == ("0.0.0.0", 7100, 3)
+    assert result.server.json_logs is True
+    assert (result.store.dsn, result.store.ttl, result.store.sweep_interval) == (
+        "/srv/gw.db",
+        30 * 86400,
+        3600,
+    )
+    assert (result.responses.keepalive_seconds, result.responses.background_lease) == (5, 45)
+
+
+def test_a_section_key_is_refused_by_its_path(yaml_file):
+    assert config_error(config_path=yaml_file({"store": {"tll": "30d"}})).startswith("store.tll")
+    message = config_error(config_path=yaml_file({"store": {"ttl": "forever"}}))
+    assert message.startswith("store.ttl:")
+
+
+def test_an_empty_variable_leaves_the_default():
+    result = settings({"HOST_PORT": "", "GATEWAY_WORKERS": "", "OPENAI_API_KEY": ""})
+    assert (result.server.port, result.server.workers) == (8080, 1)
+    assert first_backend(result).api_key is None
+
+
+def test_a_postgres_dsn_is_read_the_way_peewee_reads_one():
+    dsn = "postgresql://gate%2Fway:p%40ss%3Aword@db.internal:6432/gw?sslmode=require&connect_timeout=3"
+    result = settings({"SESSION_STORE_DSN": dsn})
+    assert result.store.type == "postgres"  # the URL says which, without SESSION_STORE_TYPE
+    assert result.store.connect_args() == {
+        "database": "gw",
+        "user": "gate/way",
+        "password": "p@ss:word",
+        "host": "db.internal",
+        "port": 6432,
+        "sslmode": "require",
+        "connect_timeout": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("dsn", "path"),
+    [
+        ("/var/lib/gw/r.db", "/var/lib/gw/r.db"),
+        ("data/r.db", "data/r.db"),
+        ("sqlite:///data/r.db", "data/r.db"),
+        ("sqlite:////var/lib/gw/r.db", "/var/lib/gw/r.db"),
+    ],
+)
+def test_a_sqlite_dsn_is_a_path_or_a_sqlite_url(dsn, path):
+    result = settings({"SESSION_STORE_DSN": dsn})
+    assert (result.store.type, result.store.sqlite_path) == ("sqlite", path)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"SESSION_STORE_TYPE": "sqlite", "SESSION_STORE_DSN": "postgresql://gw@db/gw"},
+        {"SESSION_STORE_DSN": "mysql://gw@db/gw"},
+        {"SESSION_STORE_DSN": "sqlite:///data/r.db?timeout=3"},
+    ],
+    ids=["type-disagrees", "unknown-scheme", "sqlite-parameters"],
+)
+def test_a_dsn_the_store_cannot_use_is_refused_naming_it(environ):
+    assert config_error(environ).startswith("SESSION_STORE_DSN:")
+
+
+def test_a_backend_says_which_api_it_speaks(yaml_file):
+    assert first_backend(settings()).api == "chat"
+    path = yaml_file({"backends": [{"base_url": "http://x/v1", "kind": "chat"}]})
+    assert first_backend(settings(config_path=path)).api == "chat"  # `kind` is another name
+    path = yaml_file({"backends": [{"base_url": "http://x/v1", "api": "anthropic"}]})
+    assert config_error(config_path=path).startswith("backends[0].api:")

@@ -142,9 +142,9 @@ def test_env_names_are_read_by_the_gateway():
 
 def test_env_values_are_valid_settings_listening_on_the_exposed_port():
     settings = load_settings(environ=gateway_env())
-    assert settings.host == "0.0.0.0"
-    assert arguments("EXPOSE") == [str(settings.port)]
-    assert settings.store_dsn == "/data/responses.db"
+    assert settings.server.host == "0.0.0.0"
+    assert arguments("EXPOSE") == [str(settings.server.port)]
+    assert settings.store.dsn == "/data/responses.db"
 
 
 def test_entry_point_is_gunicorn_with_the_shipped_config():
