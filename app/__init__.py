@@ -49,8 +49,15 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     return app
 
 
-def start_jobs(app: Flask) -> None:
-    """Start what a serving process does beside its requests (the store's sweeper)."""
+def start_jobs(app: Any) -> None:
+    """Start what a serving process does beside its requests (the store's sweeper).
+
+    gunicorn.conf.py calls it for whatever app it serves: another (the
+    benchmark's floor app) has no jobs.
+    """
+    settings = getattr(app, "extensions", {}).get("settings")
+    if settings is None:
+        return
     from app.services.sweep import start_sweeping
 
-    app.extensions["sweeper"] = start_sweeping(app.extensions["settings"].store.sweep_interval)
+    app.extensions["sweeper"] = start_sweeping(settings.store.sweep_interval)

@@ -21,13 +21,20 @@ else:
 
 # gunicorn's gevent worker, closing idle keep-alive connections when it stops.
 worker_class = "app.worker.GatewayWorker"
-workers = int(os.environ.get("GATEWAY_WORKERS", min(2 * (os.cpu_count() or 1) + 1, 8)))
-worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", 1000))
+
+
+def _number(name, default):
+    """An integer from the environment; unset or empty (as compose passes it) is the default."""
+    return int(os.environ.get(name) or default)
+
+
+workers = _number("GATEWAY_WORKERS", min(2 * (os.cpu_count() or 1) + 1, 8))
+worker_connections = _number("GATEWAY_WORKER_CONNECTIONS", 1000)
 # gevent workers heartbeat from their own greenlet, so a long stream never
 # trips this; it only catches a worker whose hub is truly stuck.
-timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT", 120))
-graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", 60))
-keepalive = int(os.environ.get("GATEWAY_KEEPALIVE", 75))
+timeout = _number("GATEWAY_WORKER_TIMEOUT", 120)
+graceful_timeout = _number("GATEWAY_GRACEFUL_TIMEOUT", 60)
+keepalive = _number("GATEWAY_KEEPALIVE", 75)
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # GATEWAY_ACCESS_LOG="" turns the access log off (the request_completed line remains).
 accesslog = os.environ.get("GATEWAY_ACCESS_LOG", "-") or None

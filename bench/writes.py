@@ -81,12 +81,13 @@ def _timed_save(kind: str) -> float:
 
 
 def _save(kind: str) -> None:
+    from app.auth.principal import Owner
     from app.store import db
     from app.store.responses import save_response
 
     response, input_items = _answer(kind)
     with db.connection_context():
-        save_response(response, input_items)
+        save_response(Owner(), response, input_items)
 
 
 def _answer(kind: str) -> tuple[dict, list[dict]]:

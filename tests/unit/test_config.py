@@ -509,3 +509,8 @@ def test_a_backend_says_which_api_it_speaks(yaml_file):
     assert first_backend(settings(config_path=path)).api == "chat"  # `kind` is another name
     path = yaml_file({"backends": [{"base_url": "http://x/v1", "api": "anthropic"}]})
     assert config_error(config_path=path).startswith("backends[0].api:")
+
+
+def test_gunicorn_takes_an_empty_variable_as_unset(tmp_path):
+    conf = gunicorn_conf({"GATEWAY_WORKERS": "", "GATEWAY_GRACEFUL_TIMEOUT": ""})
+    assert conf["workers"] >= 1 and conf["graceful_timeout"] == 60

@@ -34,7 +34,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 # Environment read by Python and pip themselves, not by the gateway.
 TOOL_ENV_PREFIXES = ("PYTHON", "PIP_")
 HEALTHCHECK_TIMEOUT = 30
-ENV_READ = re.compile(r"environ(?:\.get\(|\[)\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
+ENV_READ = re.compile(r"(?:environ(?:\.get\(|\[)|_number\()\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
 
 
 def gateway_env_names() -> set[str]:
