@@ -181,14 +181,17 @@ async def _client(plan: Plan, tally: Tally, index: int, deadline: float) -> None
         await asyncio.sleep(plan.ramp * index / plan.concurrency)
     reader: ResponseReader | None = None
     while tally.sent < plan.requests and time.perf_counter() < deadline:
+        # Counted before the connection is awaited: clients connecting at once
+        # would each still see room for one more, and send more than asked.
+        tally.sent += 1
         if reader is None or reader.closed:
             try:
                 _, reader = await loop.create_connection(ResponseReader, plan.host, plan.port)
             except OSError as exc:
+                tally.sent -= 1
                 tally.errors[f"connect: {exc.__class__.__name__}"] += 1
                 await asyncio.sleep(0.05)
                 continue
-        tally.sent += 1
         started = time.perf_counter()
         try:
             status, first_byte, body, keep_alive = await reader.send(plan.request)
