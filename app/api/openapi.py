@@ -90,7 +90,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "Health",
             "query": HealthQuery,
-            "errors": (),
+            "errors": ("400",),  # a `ready` that is not a boolean
             "object_statuses": ("200", "503"),
         },
     },
