@@ -28,13 +28,13 @@ from prometheus_client import (
 )
 
 from app.logs import log_event
+from app.protocol.responses.events import TERMINAL_EVENT_TYPES
 
 log = logging.getLogger("gateway.requests")
 
 MAX_MODEL_LABELS = 64
 OTHER_MODEL = "other"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 FIRST_TOKEN_EVENTS = (
     "response.output_text.delta",
     "response.reasoning_text.delta",
@@ -141,7 +141,7 @@ class StreamWatch:
         for event in batch:
             if record.first_token_seconds is None and event["type"] in FIRST_TOKEN_EVENTS:
                 record.first_token_seconds = time.perf_counter() - record.started
-            if event["type"] in TERMINAL_EVENTS:
+            if event["type"] in TERMINAL_EVENT_TYPES:
                 record.take_response(event.get("response"))
 
     def end(self) -> None:

@@ -22,7 +22,7 @@ import requests
 from flask import Flask, Response, jsonify, request
 from requests.adapters import HTTPAdapter
 
-READ_SIZE = 8 * 1024  # as the gateway reads a stream (app/backends/chat_stream.py)
+READ_SIZE = 8 * 1024  # as the gateway reads a stream (app/backends/transport.py)
 COMPLETED = b'event: response.completed\ndata: {"type":"response.completed"}\n\n'
 # Backend connections kept per worker: more than the c=32 points need. (The
 # gateway keeps as many as a worker serves; at c=256 the floor opens a few more.)

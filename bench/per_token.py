@@ -54,32 +54,31 @@ def _time_streams(wire: list[bytes]) -> float:
 
 
 def _relay(wire: list[bytes]) -> Iterator[bytes]:
-    """One stream's reads, as `ChatStream.payloads` and `stream_events` handle them."""
+    """One stream's reads, as `BodyStream.reads` and `stream_events` handle them."""
     from app.backends.body import BodyDecoder
-    from app.backends.sse import SSEParser
-    from app.protocol.response import new_response
-    from app.protocol.sse import encode_event
-    from app.protocol.stream import StreamTranslator
+    from app.protocol.chat.stream import ChatTurn
+    from app.protocol.responses.events import ResponseEmitter
+    from app.protocol.responses.objects import new_response
+    from app.protocol.responses.sse import encode_event
+    from app.services.response_loop import ResponseLoop
 
-    decoder, parser = BodyDecoder(chunked=True), SSEParser()
-    response = new_response({"model": "bench"}, "resp_bench", 0)
-    translator = StreamTranslator(response, {}, "reasoning_content")
-    yield b"".join([encode_event(event) for event in translator.start()])
+    decoder = BodyDecoder(chunked=True)
+    emitter = ResponseEmitter(new_response({"model": "bench"}, "resp_bench", 0))
+    loop = ResponseLoop(emitter, ChatTurn(emitter, {}, "reasoning_content"))
+    yield b"".join([encode_event(event) for event in loop.start()])
     for data in wire:
-        batch = []
-        for payload in parser.feed(decoder.feed(data)):
-            batch += translator.feed_line(payload)
+        batch = loop.feed(decoder.feed(data), [])
         if batch:
             yield b"".join([encode_event(event) for event in batch])
-    closing = translator.finish()
-    yield b"".join([encode_event(event) for event in [*closing, translator.terminal_event()]])
+    closing = loop.finish()
+    yield b"".join([encode_event(event) for event in [*closing, loop.terminal_event()]])
 
 
 @contextmanager
 def _json_variant(name: str) -> Iterator[None]:
     """Swap the gateway's JSON functions for the `json` module's, for the baseline."""
     from app import compact_json
-    from app.protocol import sse
+    from app.protocol.responses import sse
 
     if name == "gateway":
         yield

@@ -18,7 +18,10 @@ from pathlib import Path
 SAMPLE_RATE = 250
 # Named costs: a sample counts for a cost when one of its frames matches.
 COSTS = {
-    "request validation (marshmallow, app/protocol/schemas.py)": ("marshmallow/", "schemas.py"),
+    "request validation (marshmallow, app/protocol/responses/schemas/)": (
+        "marshmallow/",
+        "protocol/responses/schemas/",
+    ),
     "JSON encode/decode (json, compact_json, flask.json)": (
         "json/encoder.py",
         "json/decoder.py",
@@ -33,11 +36,12 @@ COSTS = {
         "http/client.py",
     ),
     "translation + response building (app/protocol, not schemas)": (
-        "app/protocol/to_chat.py",
-        "app/protocol/response.py",
-        "app/protocol/stream.py",
-        "app/protocol/sse.py",
+        "app/protocol/chat/",
+        "app/protocol/responses/objects.py",
+        "app/protocol/responses/events.py",
+        "app/protocol/responses/sse.py",
         "app/protocol/ids.py",
+        "app/services/response_loop.py",
     ),
     "requests reading proxy/netrc settings from the environment (trust_env)": (
         "merge_environment_settings",
@@ -47,12 +51,12 @@ COSTS = {
     "gunicorn access log (glogging)": ("glogging.py",),
     "metrics (prometheus_client)": ("prometheus_client/",),
     "gunicorn HTTP parse + write": ("gunicorn/http/",),
-    "stream body reader: socket, framing, SSE (app/backends/chat_stream.py, body.py, sse.py)": (
-        "ChatStream.payloads",
+    "stream body reader: socket, framing (app/backends/transport.py, body.py)": (
+        "BodyStream.reads",
     ),
     "opener thread: the backend call until its headers (Upstream._open)": ("Upstream._open",),
     "new backend connection per request (connect)": ("_internal_connect", "create_connection"),
-    "closing the backend connection (ChatStream.close)": ("ChatStream.close",),
+    "closing the backend connection (BodyStream.close)": ("BodyStream.close",),
 }
 
 

@@ -92,14 +92,15 @@ def _save(kind: str) -> None:
 
 def _answer(kind: str) -> tuple[dict, list[dict]]:
     """A finished response as the gateway stores it, with its one input item."""
+    from app.protocol.chat.completion import usage_from_chat
     from app.protocol.ids import new_id
-    from app.protocol.response import finish_response, message_item, new_response
+    from app.protocol.responses.objects import complete_response, message_item, new_response
 
     make_id = new_id if kind == "gateway" else _random_id
     response = new_response({"model": "bench"}, make_id("resp"), int(time.time()))
     answer = message_item("Hello! How can I help you today?", item_id=make_id("msg"))
     usage = {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}
-    finish_response(response, [answer], usage, "stop")
+    complete_response(response, [answer], usage_from_chat(usage), None)
     question = {
         "id": make_id("msg"),
         "type": "message",

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from app.api.http import json_body, page_args, request_context
-from app.protocol.schemas import validate_conversation_request
+from app.protocol.responses.schemas import validate_conversation_request
 from app.services import conversations as service
 
 bp = Blueprint("conversations", __name__, url_prefix="/v1/conversations")

@@ -10,7 +10,7 @@ from flask import Response, current_app, g, request
 
 from app.errors import InvalidRequest
 from app.observe import StreamWatch
-from app.protocol.sse import encode_event
+from app.protocol.responses.sse import encode_event
 from app.services.context import RequestContext, ServiceContext
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -11,8 +11,8 @@ from flask import Blueprint, Response
 from marshmallow import Schema, validate
 
 from app.api.http import MAX_PAGE, MAX_SEQUENCE_NUMBER
-from app.protocol.openapi_spec import build_document
-from app.protocol.schemas import (
+from app.protocol.responses.openapi import build_document
+from app.protocol.responses.schemas import (
     AddItemsRequest,
     CreateConversationRequest,
     CreateResponseRequest,

@@ -18,7 +18,7 @@ from app.api.http import (
     sse_response,
 )
 from app.observe import StreamWatch
-from app.protocol.schemas import validate_create_request
+from app.protocol.responses.schemas import validate_create_request
 from app.services import responses as service
 
 bp = Blueprint("responses", __name__, url_prefix="/v1/responses")

@@ -24,8 +24,8 @@ from typing import Any
 
 from app.auth.principal import Owner, Principal
 from app.errors import InvalidRequest, NotFound
-from app.protocol.stream import StreamTranslator
-from app.protocol.to_chat import tool_kinds_of
+from app.protocol.responses.events import TERMINAL_EVENT_TYPES, ResponseEmitter
+from app.protocol.responses.objects import RUNNING_STATUSES, TERMINAL_STATUSES
 from app.services.prepare import Prepared
 from app.services.streaming import Events, Upstream, stream_events
 from app.store import db, responses, retention
@@ -37,9 +37,6 @@ FLUSH_SECONDS = 0.1
 FOLLOW_POLL_SECONDS = 0.2
 END_GRACE_SECONDS = 2.0
 RENEWALS_PER_LEASE = 3
-RUNNING = ("queued", "in_progress")
-TERMINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
-TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 ABANDONED = {
     "code": "server_error",
     "message": (
@@ -139,7 +136,7 @@ def _stop_check(response_id: str) -> Any:
         last_check[0] = now
         with db.connection_context():
             state = responses.run_state(response_id)
-        return state is None or state[0] not in RUNNING
+        return state is None or state[0] not in RUNNING_STATUSES
 
     return stopped
 
@@ -152,7 +149,7 @@ def _record(
     flushed_at = renewed_at = time.monotonic()
     for position, events in enumerate(batches):
         batch += events
-        ended = bool(events) and events[-1]["type"] in TERMINAL_EVENTS
+        ended = bool(events) and events[-1]["type"] in TERMINAL_EVENT_TYPES
         now = time.monotonic()
         # The opening events at once: a follower finds the stream begun.
         if ended or not position or now - flushed_at >= FLUSH_SECONDS:
@@ -171,7 +168,7 @@ def _record(
 def stored_response(owner: Owner, response_id: str) -> dict[str, Any]:
     """Return `owner`'s stored response or raise 404 (a dead runner's is failed first)."""
     response = responses.get_response(owner, response_id)
-    if response is not None and response["status"] in RUNNING and reap(response_id):
+    if response is not None and response["status"] in RUNNING_STATUSES and reap(response_id):
         response = responses.get_response(owner, response_id)
     if response is None:
         raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
@@ -190,7 +187,7 @@ def reap(response_id: str, state: tuple[str, float | None] | None = None) -> boo
 
 
 def _lease_ran_out(state: tuple[str, float | None] | None) -> bool:
-    if state is None or state[0] not in RUNNING or state[1] is None:
+    if state is None or state[0] not in RUNNING_STATUSES or state[1] is None:
         return False
     return state[1] < time.time()
 
@@ -202,10 +199,10 @@ def reap_abandoned() -> int:
 
 def _failed(response: dict[str, Any], events: Events) -> Events:
     """Fail an abandoned response where its stored stream stopped: the events that end it."""
-    translator = StreamTranslator.resume(response, events, tool_kinds_of(response["tools"]))
+    emitter = ResponseEmitter.resume(response, events)
     if not events:  # it never started: its stream starts and ends here
-        return [*translator.start(), *translator.fail(ABANDONED), translator.terminal_event()]
-    return [*translator.fail(ABANDONED), translator.terminal_event()]
+        return [*emitter.start(), *emitter.fail(ABANDONED), emitter.terminal_event()]
+    return [*emitter.fail(ABANDONED), emitter.terminal_event()]
 
 
 def cancel(owner: Owner, response_id: str) -> dict[str, Any]:
@@ -217,7 +214,7 @@ def cancel(owner: Owner, response_id: str) -> dict[str, Any]:
             param="response_id",
             code="invalid_request",
         )
-    if response["status"] in RUNNING:
+    if response["status"] in RUNNING_STATUSES:
         response["status"] = "cancelled"
         responses.set_response(response)
         _runs.cut_here(response_id)
@@ -242,7 +239,7 @@ def follow(
                 continue
         status = state[0] if state else None
         for end, event in enumerate(events, 1):
-            if event["type"] in TERMINAL_EVENTS:
+            if event["type"] in TERMINAL_EVENT_TYPES:
                 yield events[:end]
                 return
         if events:

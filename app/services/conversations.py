@@ -6,7 +6,7 @@ from typing import Any
 
 from app.errors import NotFound
 from app.protocol.ids import new_id
-from app.protocol.response import list_object
+from app.protocol.responses.objects import list_object
 from app.services.context import RequestContext
 from app.services.inputs import normalize_input
 from app.services.responses import item_page

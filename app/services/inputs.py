@@ -12,7 +12,7 @@ from typing import Any
 from app.auth.principal import Owner
 from app.errors import InvalidRequest, NotFound
 from app.protocol.ids import new_item_id
-from app.protocol.response import output_text_part
+from app.protocol.responses.objects import output_text_part
 from app.protocol.sealed_reasoning import open_reasoning
 from app.store import conversations, responses
 

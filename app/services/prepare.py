@@ -15,11 +15,11 @@ from typing import Any
 
 from app.auth.principal import Owner
 from app.backends import Backend
+from app.backends.dialects.base import Outgoing
 from app.errors import InvalidRequest, StoreError
 from app.protocol.ids import new_id
-from app.protocol.response import new_response
+from app.protocol.responses.objects import new_response
 from app.protocol.sealed_reasoning import seal_reasoning
-from app.protocol.to_chat import ChatOptions, ChatRequest, to_chat_request
 from app.services import inputs
 from app.services.context import RequestContext, ServiceContext
 from app.store import conversations, db, responses
@@ -31,12 +31,12 @@ ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 @dataclass
 class Prepared:
-    """A request ready to send: its backend, Chat body, the response to fill, and whose it is."""
+    """A request ready to send: its backend and body, the response to fill, and whose it is."""
 
     owner: Owner
     request: dict[str, Any]
     backend: Backend
-    chat: ChatRequest
+    outgoing: Outgoing
     input_items: list[dict[str, Any]]
     response: dict[str, Any]
     seal: Callable[[dict[str, Any]], dict[str, Any]]
@@ -57,33 +57,27 @@ def prepare(services: ServiceContext, context: RequestContext, request: dict[str
     resolved = inputs.resolve_references(owner, input_items)
     if any(item.get("encrypted_content") for item in resolved):
         resolved = inputs.open_sealed_reasoning(resolved, services.reasoning_secret)
-    settings = backend.settings
-    options = ChatOptions(
-        settings.reasoning_field, settings.max_tokens_field, settings.thinking_off
-    )
     streamed = bool(request.get("stream") or request.get("background"))
-    chat = to_chat_request(request, history + resolved, options, stream=streamed)
-    _check_chat(services, request, chat)
+    outgoing = backend.translate(request, history + resolved, stream=streamed)
+    _check_dropped_tools(services, request, outgoing.dropped_tools)
     response = new_response(request, new_id("resp"), int(time.time()))
     seal = _sealer(services, request)
-    return Prepared(owner, request, backend, chat, resolved, response, seal)
+    return Prepared(owner, request, backend, outgoing, resolved, response, seal)
 
 
-def _check_chat(services: ServiceContext, request: dict[str, Any], chat: ChatRequest) -> None:
-    if not chat.body["messages"]:
+def _check_dropped_tools(
+    services: ServiceContext, request: dict[str, Any], dropped: list[str]
+) -> None:
+    """Tools the backend cannot run are left out (and named), or refused if so configured."""
+    if not dropped:
+        return
+    if services.reject_unsupported_tools:
         raise InvalidRequest(
-            "Missing required parameter: 'input'.",
-            param="input",
-            code="missing_required_parameter",
+            f"Tool type '{dropped[0]}' is not supported by this gateway.",
+            param="tools",
+            code="unsupported_tool",
         )
-    if chat.dropped_tools:
-        if services.reject_unsupported_tools:
-            raise InvalidRequest(
-                f"Tool type '{chat.dropped_tools[0]}' is not supported by this gateway.",
-                param="tools",
-                code="unsupported_tool",
-            )
-        log.warning("model %s: hosted tools left out: %s", request["model"], chat.dropped_tools)
+    log.warning("model %s: hosted tools left out: %s", request["model"], dropped)
 
 
 def _sealer(

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.auth.principal import Owner
 from app.errors import NotFound
-from app.protocol.response import from_chat_completion, list_object
+from app.protocol.responses.objects import complete_response, list_object
 from app.services import background
 from app.services.context import RequestContext, ServiceContext
 from app.services.prepare import persist, prepare
@@ -42,8 +42,8 @@ def create_response(
     """Create a response for a validated request body, as `context`'s caller."""
     prepared = prepare(services, context, request)
     headers = {}
-    if prepared.chat.dropped_tools:
-        headers[DROPPED_TOOLS_HEADER] = ",".join(prepared.chat.dropped_tools)
+    if prepared.outgoing.dropped_tools:
+        headers[DROPPED_TOOLS_HEADER] = ",".join(prepared.outgoing.dropped_tools)
     if request.get("background"):
         queued = background.start(
             prepared, context.principal, services.keepalive_seconds, services.background_lease
@@ -56,14 +56,9 @@ def create_response(
     if request.get("stream"):
         events = open_stream(prepared, context.principal, services.keepalive_seconds)
         return Created(events=events, headers=headers)
-    completion = prepared.backend.complete(prepared.chat.body, context.principal)
-    response = from_chat_completion(
-        prepared.response,
-        completion,
-        prepared.chat.tool_kinds,
-        prepared.backend.settings.reasoning_field,
-    )
-    response["output"] = [prepared.seal(item) for item in response["output"]]
+    output, usage, incomplete = prepared.backend.complete(prepared.outgoing, context.principal)
+    output = [prepared.seal(item) for item in output]
+    response = complete_response(prepared.response, output, usage, incomplete)
     persist(prepared)
     return Created(body=response, headers=headers)
 

@@ -1,6 +1,8 @@
-"""Use case: a streamed response, from the backend's chunks to the client's events.
+"""Use case: a streamed response, from the backend's body to the client's events.
 
-Events go out in batches: what one read off the backend brought (often
+The backend call runs here (`Upstream`); what it reads is pushed into the
+response's loop (app/services/response_loop.py), which turns it into
+events. Events go out in batches: what one read off the backend brought (often
 several tokens under load) is sent to the client in one write. The
 stream never goes silent: while the backend thinks, a
 `response.in_progress` event goes out every `keepalive_seconds`. Until
@@ -22,17 +24,17 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from app.auth.principal import Principal
-from app.backends import CallCut, CallHandle, ChatStream
+from app.backends import BodyStream, CallCut, CallHandle
 from app.errors import BadGateway, GatewayError, StoreError
-from app.protocol.stream import StreamError, StreamTranslator
 from app.services.prepare import Prepared, persist
+from app.services.response_loop import ResponseLoop
 
 OPENED = object()
 Events = list[dict[str, Any]]  # one batch: sent to the client in one write
 
 
 class Upstream:
-    """The backend call: iterate it for OPENED, then the payloads of each read; None while silent.
+    """The backend call: iterate it for OPENED, then the bytes of each read; None while silent.
 
     It can be closed from anywhere: while the call still waits for the
     backend's headers, its socket is cut.
@@ -42,7 +44,7 @@ class Upstream:
         self.prepared = prepared
         self.principal = principal
         self.wake_every = wake_every
-        self.stream: ChatStream | None = None
+        self.stream: BodyStream | None = None
         self.error: BaseException | None = None
         self.closed = False
         self.opened = threading.Event()
@@ -50,7 +52,7 @@ class Upstream:
         self.lock = threading.Lock()
 
     def __iter__(self) -> Iterator[Any]:
-        # The body's payloads are chained on, not delegated to by `yield from`:
+        # The body's reads are chained on, not delegated to by `yield from`:
         # one generator less for every token to pass through, and for every
         # waiting stream to keep on its greenlet's stack.
         return itertools.chain.from_iterable(self._phases())
@@ -58,7 +60,7 @@ class Upstream:
     def _phases(self) -> Iterator[Iterable[Any]]:
         yield self._opening()
         if self.stream is not None:
-            yield self.stream.payloads(self.wake_every)
+            yield self.stream.reads(self.wake_every)
 
     def _opening(self) -> Iterator[Any]:
         # A bare thread (a greenlet under gevent): threading.Thread's start
@@ -73,13 +75,13 @@ class Upstream:
             yield OPENED
 
     def _open(self) -> None:
-        chat = self.prepared.chat
+        outgoing = self.prepared.outgoing
         try:
-            stream = self.prepared.backend.stream(chat.body, self.principal, self.handle)
+            stream = self.prepared.backend.open_stream(outgoing, self.principal, self.handle)
         except BaseException as exc:  # handed to the consumer, raised there
             self.error = exc
         else:
-            chat.body = {}  # sent: a long stream need not hold the whole history
+            outgoing.body = {}  # sent: a long stream need not hold the whole history
             with self.lock:
                 if self.closed:
                     stream.close()
@@ -88,11 +90,12 @@ class Upstream:
         finally:
             self.opened.set()
 
-    def close(self) -> None:
+    def close(self, ended: bool = False) -> None:
+        """End the call (`ended`: the body's last event came, so its connection can be kept)."""
         with self.lock:
             self.closed = True
             if self.stream is not None:
-                self.stream.close()
+                self.stream.close(ended)
             elif not self.opened.is_set():
                 self.handle.cut()
 
@@ -124,50 +127,43 @@ def stream_events(
     events that close the output go out with the terminal event, in one
     write, once the response is stored.
     """
-    translator = StreamTranslator(
-        prepared.response,
-        prepared.chat.tool_kinds,
-        prepared.backend.settings.reasoning_field,
-        finalize_item=prepared.seal,
-    )
+    loop = ResponseLoop.for_request(prepared)
     batch: Events = []  # what the current read brought: events of a failing read go out too
     closing: Events = []
     try:
-        yield translator.start()
-        for payloads in chunks:
+        yield loop.start()
+        stopped = False
+        for data in chunks:
             if cancelled():
-                closing = translator.cancel()
+                stopped = True
                 break
-            if payloads is None:
-                yield [translator.keepalive()]
-            elif payloads is not OPENED:
-                for payload in payloads:
-                    batch += translator.feed_line(payload)
+            if data is None:
+                yield [loop.keepalive()]
+            elif data is not OPENED:
+                loop.feed(data, batch)
                 yield batch
                 batch = []
+                if loop.done:  # the body's last event: nothing more to read
+                    break
         else:
-            if cancelled():  # the call was cut for a cancel: its end is no failure
-                closing = translator.cancel()
-            elif not translator.finished:
-                raise BadGateway("The backend stream ended before the answer was complete.")
-            else:
-                closing = translator.finish()
+            stopped = cancelled()  # the call was cut for a cancel: its end is no failure
+        closing = loop.cancel() if stopped else loop.finish()
         persist(prepared)
-    except (GatewayError, StreamError, CallCut) as exc:
+    except (GatewayError, CallCut) as exc:
         # The store may fail after the output was closed: its events still go out.
         if cancelled():  # the call was cut for a cancel
-            closing = [*closing, *batch, *translator.cancel()]
+            closing = [*closing, *batch, *loop.cancel()]
         else:
             error = exc if isinstance(exc, GatewayError) else BadGateway(str(exc))
-            closing = [*closing, *batch, *translator.fail(error.to_dict())]
+            closing = [*closing, *batch, *loop.fail(error.to_dict())]
         _persist_quietly(prepared)
     except GeneratorExit:  # the client went away: nobody to send events to
-        translator.cancel()
+        loop.cancel()
         _persist_quietly(prepared)
         raise
     finally:
-        upstream.close()
-    yield [*closing, translator.terminal_event()]
+        upstream.close(ended=loop.done)
+    yield [*closing, loop.terminal_event()]
 
 
 def _persist_quietly(prepared: Prepared) -> None:

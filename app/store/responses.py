@@ -23,6 +23,7 @@ from peewee import IntegrityError
 
 from app.auth.principal import Owner
 from app.compact_json import dumps
+from app.protocol.responses.objects import RUNNING_STATUSES
 from app.store import scope
 from app.store.models import (
     CONVERSATION,
@@ -51,9 +52,8 @@ SELECT i.body FROM chain c
 JOIN items i ON i.parent_id = c.id AND i.slot IN ('input', 'output')
 ORDER BY c.depth DESC, i.seq
 """
-RUNNING = ("queued", "in_progress")
 # A runner may still record how it ended after a cancel; a failed (reaped) one may not.
-FINISHABLE = (*RUNNING, "cancelled")
+FINISHABLE = (*RUNNING_STATUSES, "cancelled")
 
 
 def item_rows(
@@ -163,7 +163,7 @@ def renew_lease(response_id: str, lease_until: float) -> bool:
     """Extend a running background response's lease; False if it is no longer running."""
     renewed = (
         StoredResponse.update(lease_until=lease_until)
-        .where((StoredResponse.id == response_id) & StoredResponse.status.in_(RUNNING))
+        .where((StoredResponse.id == response_id) & StoredResponse.status.in_(RUNNING_STATUSES))
         .execute()
     )
     return bool(renewed)
@@ -183,7 +183,7 @@ def abandoned(now: float, limit: int = 100) -> list[str]:
     """Running background responses whose runner's lease ran out before `now`."""
     rows = (
         StoredResponse.select(StoredResponse.id)
-        .where(StoredResponse.status.in_(RUNNING) & (StoredResponse.lease_until < now))
+        .where(StoredResponse.status.in_(RUNNING_STATUSES) & (StoredResponse.lease_until < now))
         .limit(limit)
         .tuples()
     )
@@ -203,7 +203,7 @@ def fail_abandoned(response_id: str, now: float, reap: Reaper) -> bool:
         )
         .where(
             (StoredResponse.id == response_id)
-            & StoredResponse.status.in_(RUNNING)
+            & StoredResponse.status.in_(RUNNING_STATUSES)
             & (StoredResponse.lease_until < now)
         )
         .tuples()

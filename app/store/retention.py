@@ -22,6 +22,7 @@ from typing import Any
 from peewee import SqliteDatabase
 
 from app.config import DEFAULT_EVENTS_TTL
+from app.protocol.responses.objects import TERMINAL_STATUSES
 from app.store.models import (
     CONVERSATION,
     RESPONSE_SLOTS,
@@ -34,7 +35,6 @@ from app.store.models import (
 )
 from app.store.writes import write_transaction
 
-TERMINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
 OWNERS_PER_BATCH = 50
 ROWS_PER_BATCH = 2000
 VACUUM_PAGES_PER_STEP = 256  # 1 MB of 4 KB pages per write transaction

@@ -338,17 +338,15 @@ def runner_that_died(app: Any) -> str:
     """
     from app.auth.principal import Owner
     from app.protocol.ids import new_id
-    from app.protocol.response import new_response
-    from app.protocol.stream import StreamTranslator
+    from app.protocol.responses.events import ResponseEmitter
+    from app.protocol.responses.objects import new_response
     from app.store import db, responses
 
     request = {"model": MODEL, "input": "work", "background": True}
     response = new_response(request, new_id("resp"), int(time.time()))
     response["status"] = "in_progress"
-    translator = StreamTranslator(response, {}, "reasoning_content")
-    events = translator.start()
-    events += translator.feed({"choices": [{"delta": {"reasoning_content": "Hmm."}}]})
-    events += translator.feed({"choices": [{"delta": {"content": "Half an"}}]})
+    emitter = ResponseEmitter(response)
+    events = [*emitter.start(), *emitter.reasoning_delta("Hmm."), *emitter.text_delta("Half an")]
     with app.app_context(), db.connection_context():
         user = {"type": "message", "role": "user", "id": new_id("msg"), "content": []}
         anonymous = Owner()

@@ -18,8 +18,8 @@ from app.backends.body import BodyDecoder, BodyError
 from app.backends.breaker import CircuitBreaker
 from app.backends.inflight import TRACKED_POOLS, CallHandle
 from app.backends.resolver import Resolver
-from app.backends.sse import SSEError, SSEParser
 from app.errors import BackendUnavailable
+from app.protocol.chat.sse import SSEError, SSEParser
 
 
 def data_of(*chunks: bytes, **kwargs) -> list[str]:

@@ -17,16 +17,18 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from app.api.openapi import document
 from app.errors import InvalidRequest
-from app.protocol.schemas import (
-    MAX_METADATA_KEY,
-    MAX_METADATA_PAIRS,
-    MAX_METADATA_VALUE,
+from app.protocol.responses.schemas import (
     AddItemsRequest,
     CreateConversationRequest,
     CreateResponseRequest,
     UpdateConversationRequest,
     validate_conversation_request,
     validate_create_request,
+)
+from app.protocol.responses.schemas.fields import (
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
 )
 from tests.unit.fixtures import load_fixture
 

@@ -1,4 +1,5 @@
-"""The response object (app/protocol/response.py): JSON answers and request echo.
+"""The response object (app/protocol/responses/objects.py), and Chat answers as its output
+(app/protocol/chat/completion.py): JSON answers and request echo.
 
 Every response built here is validated as `openai.types.responses.Response`
 with no field the SDK does not know (`tests.events.unknown_fields`).
@@ -13,9 +14,10 @@ import pytest
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
+from app.protocol.chat.completion import answer_of, usage_from_chat
 from app.protocol.ids import new_id
-from app.protocol.response import from_chat_completion, new_response, usage_from_chat
-from app.protocol.schemas import validate_create_request
+from app.protocol.responses.objects import complete_response, new_response
+from app.protocol.responses.schemas import validate_create_request
 from tests.events import unknown_fields
 from tests.unit.fixtures import load_fixture
 
@@ -86,7 +88,8 @@ def translate(
     body: dict[str, Any], reasoning_field: str = "reasoning_content", request: dict | None = None
 ) -> tuple[dict[str, Any], Response]:
     response = new_response(request or {"model": "fake-model"}, new_id("resp"), CREATED_AT)
-    result = from_chat_completion(response, body, TOOL_KINDS, reasoning_field)
+    output, usage, incomplete = answer_of(body, TOOL_KINDS, reasoning_field)
+    result = complete_response(response, output, usage, incomplete)
     return result, validated(result)
 
 
@@ -104,7 +107,7 @@ USAGE = {
 }
 
 
-# --- from_chat_completion -----------------------------------------------------
+# --- a Chat completion as a response ---------------------------------------------
 
 
 def test_text_answer_becomes_one_completed_message():

@@ -21,7 +21,7 @@ from openai.types.responses.tool import Tool
 from openai.types.shared.reasoning_effort import ReasoningEffort
 
 from app.errors import InvalidRequest, error_body
-from app.protocol.schemas import validate_create_request
+from app.protocol.responses.schemas import validate_create_request
 from tests.unit.fixtures import load_fixture
 
 FULL_REQUEST = load_fixture("full_create_request")

@@ -1,4 +1,6 @@
-"""The streaming state machine (app/protocol/stream.py StreamTranslator).
+"""The streaming state machine: a response's loop (app/services/response_loop.py) over its
+`ResponseEmitter` (app/protocol/responses/events.py) and a Chat `ChatTurn`
+(app/protocol/chat/stream.py), fed the backend's body as SSE bytes.
 
 Realistic Chat chunk sequences (tests/unit/fixtures/chat_streams.json:
 OpenAI, vLLM, Gemini-style and Qwen answers) go through the translator;
@@ -19,9 +21,11 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.responses import Response
 
 from app.errors import BackendTimeout, BadGateway, upstream_error
+from app.protocol.chat.stream import ChatTurn
 from app.protocol.ids import new_id
-from app.protocol.response import new_response
-from app.protocol.stream import StreamError, StreamTranslator
+from app.protocol.responses.events import ResponseEmitter
+from app.protocol.responses.objects import new_response
+from app.services.response_loop import ResponseLoop
 from tests.events import assert_valid_event_stream
 from tests.unit.fixtures import load_fixture
 
@@ -40,16 +44,22 @@ BROKEN = {"message": "Backend 'default' stream broke off", "code": "server_error
 def make_translator(
     reasoning_field: str = "reasoning_content",
     finalize_item: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> StreamTranslator:
+) -> ResponseLoop:
     response = new_response({"model": "fake-model", "input": "hi"}, new_id("resp"), 1732320000)
-    return StreamTranslator(response, TOOL_KINDS, reasoning_field, finalize_item)
+    emitter = ResponseEmitter(response, finalize_item)
+    return ResponseLoop(emitter, ChatTurn(emitter, TOOL_KINDS, reasoning_field))
 
 
-def feed_all(translator: StreamTranslator, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Start the stream and feed each chunk as the SSE `data:` line it arrives as."""
+def sse(chunk: dict[str, Any]) -> bytes:
+    """A Chat chunk as the backend's body carries it."""
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def feed_all(translator: ResponseLoop, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Start the stream and feed each chunk as the SSE bytes it arrives as, a read each."""
     events = translator.start()
     for chunk in chunks:
-        events += translator.feed_line(json.dumps(chunk))
+        translator.feed(sse(chunk), events)
     return events
 
 
@@ -57,7 +67,7 @@ def run(chunks: list[dict[str, Any]], **options: Any) -> tuple[list[dict[str, An
     """Translate a whole backend answer; return the checked events and final response."""
     translator = make_translator(**options)
     events = feed_all(translator, chunks)
-    assert translator.finished
+    assert translator.turn.finished
     events += translator.finish()
     events.append(translator.terminal_event())
     return events, assert_valid_event_stream(events)
@@ -67,7 +77,7 @@ def run_failed(chunks: list[dict[str, Any]], error: dict[str, Any] = BROKEN):
     """Translate an answer that broke off; end it as the service does, with fail()."""
     translator = make_translator()
     events = feed_all(translator, chunks)
-    assert not translator.finished
+    assert not translator.turn.finished
     events += translator.fail(error)
     events.append(translator.terminal_event())
     return events, assert_valid_event_stream(events)
@@ -357,7 +367,7 @@ def test_keepalive_events_fit_between_any_events():
     translator = make_translator()
     events = translator.start() + [translator.keepalive()]
     for item in STREAMS["openai_text"]:
-        events += translator.feed(item) + [translator.keepalive()]
+        events += translator.feed(sse(item), []) + [translator.keepalive()]
     events += translator.finish()
     events.append(translator.terminal_event())
     assert assert_valid_event_stream(events).output_text == "Hello, world!"
@@ -383,11 +393,11 @@ def test_finalize_item_shapes_the_done_item_and_the_final_output_alike():
 
 
 @pytest.mark.parametrize("line", ["{not json", "[1, 2]", '"text"', "null"])
-def test_unreadable_backend_line_raises_stream_error(line):
+def test_unreadable_backend_line_is_a_bad_gateway(line):
     translator = make_translator()
     translator.start()
-    with pytest.raises(StreamError):
-        translator.feed_line(line)
+    with pytest.raises(BadGateway):
+        translator.feed(f"data: {line}\n\n".encode(), [])
 
 
 # --- the checker catches broken streams ---------------------------------------
@@ -510,7 +520,7 @@ def test_a_resumed_translator_ends_the_stream_as_the_original_would(name):
         original = make_translator()
         sent = feed_all(original, chunks[:stop])
         response = copy.deepcopy(original.response)
-        resumed = StreamTranslator.resume(response, copy.deepcopy(sent), TOOL_KINDS)
+        resumed = ResponseEmitter.resume(response, copy.deepcopy(sent))
         expected = [*original.fail(BROKEN), original.terminal_event()]
         ended = [*resumed.fail(BROKEN), resumed.terminal_event()]
         assert ended == expected, f"stopped after chunk {stop}"

@@ -1,4 +1,4 @@
-"""Responses request + history -> Chat Completions body (app/protocol/to_chat.py).
+"""Responses request + history -> Chat Completions body (app/protocol/chat/request.py, history.py).
 
 Every translated body goes through `chat_body`, which also checks what a
 strict Chat backend demands of the messages: each one validates as the
@@ -17,13 +17,8 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
-from app.protocol.to_chat import (
-    LOCAL_SHELL_TOOL,
-    MISSING_OUTPUT,
-    ChatOptions,
-    ChatRequest,
-    to_chat_request,
-)
+from app.protocol.chat.history import LOCAL_SHELL_TOOL, MISSING_OUTPUT
+from app.protocol.chat.request import ChatOptions, ChatRequest, to_chat_request
 from tests.unit.fixtures import load_fixture
 
 MESSAGE_ADAPTER = pydantic.TypeAdapter(ChatCompletionMessageParam)

@@ -6,8 +6,6 @@ from typing import Any
 
 from app.compact_json import dumps
 
-KEEPALIVE_COMMENT = b": keep-alive\n\n"
-
 
 def encode_event(event: dict[str, Any]) -> bytes:
     """Frame one Responses API event as `event: TYPE` + `data: JSON`."""

@@ -1,7 +1,8 @@
-"""The Responses API `response` object: skeleton, output items, usage, status.
+"""The Responses API's objects: the `response` skeleton, its output items, usage, status.
 
-Shared by the JSON path (`from_chat_completion`) and the stream translator,
-so that both produce the same items for the same backend answer.
+Every dialect's translation builds its items here, so that the JSON path
+and the event stream produce the same items for the same backend answer.
+No backend's vocabulary appears here (app/protocol/chat/ has Chat's).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from app.protocol.ids import new_call_id, new_item_id
+from app.protocol.ids import new_item_id
 
 # Request fields the API echoes in the response, with the value it reports
 # when the client did not send one.
@@ -36,6 +37,9 @@ ECHO_DEFAULTS: dict[str, Any] = {
     "truncation": "disabled",
     "user": None,
 }
+# A response's status while it runs (a background one), and once it is over.
+RUNNING_STATUSES = ("queued", "in_progress")
+TERMINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
 DEFAULT_TEXT = {"format": {"type": "text"}, "verbosity": "medium"}
 # Codes the API allows in `response.error.code` (openai ResponseError).
 RESPONSE_ERROR_CODES = frozenset(
@@ -63,7 +67,6 @@ RESPONSE_ERROR_CODES = frozenset(
         "image_file_not_found",
     }
 )
-INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 def new_response(request: dict[str, Any], response_id: str, created_at: int) -> dict[str, Any]:
@@ -90,19 +93,19 @@ def new_response(request: dict[str, Any], response_id: str, created_at: int) -> 
     return response
 
 
-def finish_response(
+def complete_response(
     response: dict[str, Any],
     output: list[dict[str, Any]],
     usage: dict[str, Any] | None,
-    finish_reason: str | None,
+    incomplete_reason: str | None,
 ) -> dict[str, Any]:
-    """Fill in the terminal state of `response` from the backend's finish reason."""
+    """Fill in the terminal state of `response`: completed, or incomplete for `incomplete_reason`
+    (`max_output_tokens`, `content_filter`)."""
     response["output"] = output
-    response["usage"] = usage_from_chat(usage)
-    reason = INCOMPLETE_REASONS.get(finish_reason or "")
-    if reason:
+    response["usage"] = usage or empty_usage()
+    if incomplete_reason:
         response["status"] = "incomplete"
-        response["incomplete_details"] = {"reason": reason}
+        response["incomplete_details"] = {"reason": incomplete_reason}
     else:
         response["status"] = "completed"
     response["completed_at"] = int(time.time())
@@ -130,25 +133,29 @@ def fail_response(
     return response
 
 
-def usage_from_chat(usage: dict[str, Any] | None) -> dict[str, Any]:
-    """Translate Chat `usage` into Responses `usage`, with every detail present."""
-    usage = usage or {}
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+def usage_object(
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    total_tokens: int | None = None,
+) -> dict[str, Any]:
+    """A Responses `usage` object, with every detail present."""
     return {
-        "input_tokens": prompt,
+        "input_tokens": input_tokens,
         "input_tokens_details": {
-            "cached_tokens": int(prompt_details.get("cached_tokens") or 0),
-            "cache_write_tokens": int(prompt_details.get("cache_write_tokens") or 0),
+            "cached_tokens": cached_tokens,
+            "cache_write_tokens": cache_write_tokens,
         },
-        "output_tokens": completion,
-        "output_tokens_details": {
-            "reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0),
-        },
-        "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": input_tokens + output_tokens if total_tokens is None else total_tokens,
     }
+
+
+def empty_usage() -> dict[str, Any]:
+    return usage_object()
 
 
 def message_item(
@@ -254,37 +261,3 @@ def list_object(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
         "last_id": items[-1]["id"] if items else None,
         "has_more": has_more,
     }
-
-
-def from_chat_completion(
-    response: dict[str, Any],
-    completion: dict[str, Any],
-    tool_kinds: dict[str, str],
-    reasoning_field: str,
-) -> dict[str, Any]:
-    """Complete `response` from a non-streaming Chat completion."""
-    choices = completion.get("choices") or [{}]
-    choice = choices[0] or {}
-    message = choice.get("message") or {}
-    finish_reason = choice.get("finish_reason")
-    output = []
-    reasoning = message.get(reasoning_field) or message.get("reasoning_content")
-    if reasoning or message.get("reasoning"):
-        output.append(reasoning_item(reasoning or message["reasoning"]))
-    status = "incomplete" if finish_reason in INCOMPLETE_REASONS else "completed"
-    if message.get("content"):
-        output.append(message_item(message["content"], status))
-    if message.get("refusal"):
-        output.append(message_item(message["refusal"], status, refusal=True))
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        name = function.get("name") or ""
-        output.append(
-            tool_call_item(
-                tool_kinds.get(name, "function"),
-                name,
-                call.get("id") or new_call_id(),
-                function.get("arguments") or "",
-            )
-        )
-    return finish_response(response, output, completion.get("usage"), finish_reason)

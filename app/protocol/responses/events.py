@@ -1,11 +1,14 @@
-"""The streaming state machine: Chat Completions chunks -> Responses events.
+"""The Responses API event stream of one response: `ResponseEmitter` owns it.
 
-`StreamTranslator` owns the life of every output item and content part:
-each is `added` before its deltas and `done` before the next one opens,
-ids stay the same from `added` to the final response, and
-`sequence_number` counts from 0 without gaps. The caller persists
-`translator.response` between `finish()`/`fail()` and `terminal_event()`,
-so the stored response is committed before the client sees the end.
+It numbers every event (`sequence_number` from 0, no gaps), opens and
+closes output items and their content parts in the order the API emits
+them (each `added` before its deltas and `done` before the next one
+opens, ids the same from `added` to the final response), sums the usage
+of every backend turn, and makes the one terminal event. A dialect's turn
+translator (app/protocol/chat/stream.py) calls it as deltas arrive; it
+knows nothing of any backend's wire format. The caller stores the
+response between `finish()`/`fail()`/`cancel()` and `terminal_event()`,
+so it is committed before the client sees the end.
 """
 
 from __future__ import annotations
@@ -13,12 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app import compact_json
-from app.errors import backend_words
 from app.protocol.ids import new_call_id
-from app.protocol.response import (
+from app.protocol.responses.objects import (
+    complete_response,
     fail_response,
-    finish_response,
     message_item,
     output_text_part,
     reasoning_item,
@@ -26,14 +27,17 @@ from app.protocol.response import (
     tool_call_item,
 )
 
+Event = dict[str, Any]
+Events = list[Event]
+
+# The event that ends a stream, by the response's final status.
 TERMINAL_EVENTS = {
     "completed": "response.completed",
     "incomplete": "response.incomplete",
     "failed": "response.failed",
     "cancelled": "response.incomplete",
 }
-
-
+TERMINAL_EVENT_TYPES = frozenset(TERMINAL_EVENTS.values())
 JOIN_EVERY = 16  # deltas of an open item kept apart before they are joined
 # How an open item's text arrives, as events: what `resume` adds up again.
 DELTA_EVENTS = frozenset(
@@ -45,20 +49,30 @@ DELTA_EVENTS = frozenset(
     }
 )
 OPEN_KINDS = {"reasoning": "reasoning", "message": "message"}  # else a tool call
-
-
-class StreamError(ValueError):
-    """The backend sent a chunk that is not valid Chat Completions JSON."""
+TOOL_KIND_OF_ITEM = {"custom_tool_call": "custom", "local_shell_call": "local_shell"}
+USAGE_TOTALS = ("input_tokens", "output_tokens", "total_tokens")
+USAGE_DETAILS = (
+    ("input_tokens_details", ("cached_tokens", "cache_write_tokens")),
+    ("output_tokens_details", ("reasoning_tokens",)),
+)
 
 
 class _OpenItem:
-    """The one output item currently being streamed, with its text so far."""
+    """The one output item being streamed, with its text so far."""
 
-    def __init__(self, kind: str, output_index: int, item: dict[str, Any], key: Any = None):
+    def __init__(
+        self,
+        kind: str,
+        output_index: int,
+        item: dict[str, Any],
+        key: Any = None,
+        tool_kind: str = "function",
+    ):
         self.kind = kind
         self.output_index = output_index
         self.item = item
-        self.key = key
+        self.key = key  # which of a turn's parallel tool calls it is
+        self.tool_kind = tool_kind
         self.blocks: list[str] = []  # deltas joined JOIN_EVERY at a time
         self.pieces: list[str] = []  # the deltas since
 
@@ -76,49 +90,43 @@ class _OpenItem:
         return "".join(self.blocks) + "".join(self.pieces)
 
 
-class StreamTranslator:
-    """Feed Chat chunks in, get Responses events out."""
+class ResponseEmitter:
+    """One response's events: its lifecycle, its items, its usage across turns."""
 
     def __init__(
         self,
         response: dict[str, Any],
-        tool_kinds: dict[str, str],
-        reasoning_field: str,
         finalize_item: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.response = response
         self.finalize_item = finalize_item or (lambda item: item)
-        self.tool_kinds = tool_kinds
-        self.reasoning_fields = (reasoning_field, "reasoning_content", "reasoning")
         self.sequence = 0
         self.output: list[dict[str, Any]] = []
         self.current: _OpenItem | None = None
-        self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
 
     @classmethod
-    def resume(
-        cls, response: dict[str, Any], events: list[dict[str, Any]], tool_kinds: dict[str, str]
-    ) -> StreamTranslator:
-        """A translator in the state a stream's first `events` (as sent) left it in.
+    def resume(cls, response: dict[str, Any], events: Events) -> ResponseEmitter:
+        """An emitter in the state a stream's first `events` (as sent) left it in.
 
         What follows from it (`fail`, `cancel`, `terminal_event`) continues the
         same stream: the next sequence number, the open item closed with the
         text its deltas carried. A custom tool call's input sent no deltas: it
         closes empty.
         """
-        translator = cls(response, tool_kinds, "reasoning_content")
+        emitter = cls(response)
         for event in events:
-            translator._replay(event)
-        return translator
+            emitter._replay(event)
+        return emitter
 
-    def _replay(self, event: dict[str, Any]) -> None:
+    def _replay(self, event: Event) -> None:
         self.sequence = event["sequence_number"] + 1
         kind = event["type"]
         if kind == "response.output_item.added":
             item = event["item"]
             opened = OPEN_KINDS.get(item["type"], "tool")
-            self.current = _OpenItem(opened, event["output_index"], item)
+            tool_kind = TOOL_KIND_OF_ITEM.get(item["type"], "function")
+            self.current = _OpenItem(opened, event["output_index"], item, tool_kind=tool_kind)
         elif self.current is None:
             return
         elif kind == "response.content_part.added" and event["part"]["type"] == "refusal":
@@ -129,125 +137,82 @@ class StreamTranslator:
             self.output.append(event["item"])
             self.current = None
 
-    def event(self, event_type: str, **fields: Any) -> dict[str, Any]:
+    # --- the lifecycle ----------------------------------------------------------
+
+    def event(self, event_type: str, **fields: Any) -> Event:
         """Return the next event of the stream, numbered."""
         event = {"type": event_type, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return event
 
-    def start(self) -> list[dict[str, Any]]:
+    def start(self) -> Events:
         """Return `response.created` and `response.in_progress`."""
         return [
             self.event("response.created", response=self.snapshot()),
             self.event("response.in_progress", response=self.snapshot()),
         ]
 
-    def keepalive(self) -> dict[str, Any]:
+    def keepalive(self) -> Event:
         """Return a `response.in_progress` event: clients count it, unlike SSE comments."""
         return self.event("response.in_progress", response=self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
         return {**self.response, "output": list(self.output)}
 
-    def feed_line(self, data: str) -> list[dict[str, Any]]:
-        """Translate one SSE `data:` payload from the backend."""
-        try:
-            chunk = compact_json.loads(data)
-        except ValueError as exc:
-            raise StreamError(f"invalid JSON in backend stream: {data[:200]!r}") from exc
-        if not isinstance(chunk, dict):
-            raise StreamError("backend stream chunk is not a JSON object")
-        return self.feed(chunk)
+    def add_usage(self, usage: dict[str, Any]) -> None:
+        """Count one backend turn's usage (Responses-shaped) into the response's."""
+        if self.usage is None:
+            self.usage = usage
+            return
+        total = self.usage
+        for name in USAGE_TOTALS:
+            total[name] += usage[name]
+        for group, names in USAGE_DETAILS:
+            for name in names:
+                total[group][name] += usage[group][name]
 
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """Translate one Chat completion chunk (an `error` object instead ends the stream)."""
-        if chunk.get("error") and not chunk.get("choices"):
-            error = chunk["error"]
-            said = error.get("message") if isinstance(error, dict) else error
-            raise StreamError(f"the backend stopped with an error: {backend_words(str(said))}")
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        events: list[dict[str, Any]] = []
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            for field in self.reasoning_fields:
-                if delta.get(field):
-                    events += self._reasoning_delta(delta[field])
-                    break
-            for kind in ("content", "refusal"):
-                if delta.get(kind):
-                    events += self._text_delta(delta[kind], refusal=kind == "refusal")
-            for call in delta.get("tool_calls") or ():
-                events += self._tool_delta(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-        return events
-
-    @property
-    def finished(self) -> bool:
-        """Whether the backend said how the answer ended (a cut stream never does)."""
-        return self.finish_reason is not None
-
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self, incomplete_reason: str | None = None) -> Events:
         """Close the open item and complete `self.response` (not yet announced)."""
-        events = self._close()
-        finish_response(self.response, self.output, self.usage, self.finish_reason)
+        events = self.close_item("incomplete" if incomplete_reason else "completed")
+        complete_response(self.response, self.output, self.usage, incomplete_reason)
         return events
 
-    def fail(self, error: dict[str, Any]) -> list[dict[str, Any]]:
+    def fail(self, error: dict[str, Any]) -> Events:
         """Close the open item as incomplete and mark `self.response` failed."""
-        events = self._close(status="incomplete")
+        events = self.close_item("incomplete")
         fail_response(self.response, self.output, error)
         return events
 
-    def cancel(self) -> list[dict[str, Any]]:
+    def cancel(self) -> Events:
         """Close the open item as incomplete and mark `self.response` cancelled."""
-        events = self._close(status="incomplete")
-        finish_response(self.response, self.output, self.usage, None)
+        events = self.close_item("incomplete")
+        complete_response(self.response, self.output, self.usage, None)
         self.response["status"] = "cancelled"
         return events
 
-    def terminal_event(self) -> dict[str, Any]:
+    def terminal_event(self) -> Event:
         """Return the one event that ends the stream."""
         return self.event(TERMINAL_EVENTS[self.response["status"]], response=self.snapshot())
 
-    def _open(self, kind: str, item: dict[str, Any], key: Any = None) -> list[dict[str, Any]]:
-        events = self._close()
-        self.current = _OpenItem(kind, len(self.output), item, key)
-        events.append(self._item_event("response.output_item.added", item))
-        return events
+    # --- items, as their deltas arrive ------------------------------------------
 
-    def _item_event(self, event_type: str, item: dict[str, Any]) -> dict[str, Any]:
-        return self.event(event_type, output_index=self.current.output_index, item=item)
-
-    def _item_field_event(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        current = self.current
-        return self.event(
-            event_type, item_id=current.item["id"], output_index=current.output_index, **fields
-        )
-
-    def _part_event(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        return self._item_field_event(event_type, content_index=0, **fields)
-
-    def _reasoning_delta(self, text: str) -> list[dict[str, Any]]:
+    def reasoning_delta(self, text: str) -> Events:
         events = []
         if self.current is None or self.current.kind != "reasoning":
-            item = reasoning_item("")
-            events += self._open("reasoning", {**item, "content": [], "status": "in_progress"})
+            item = {**reasoning_item(""), "content": [], "status": "in_progress"}
+            events += self._open("reasoning", item)
             part = {"type": "reasoning_text", "text": ""}
             events.append(self._part_event("response.content_part.added", part=part))
         self.current.add(text)
         events.append(self._part_event("response.reasoning_text.delta", delta=text))
         return events
 
-    def _text_delta(self, text: str, refusal: bool) -> list[dict[str, Any]]:
+    def text_delta(self, text: str, refusal: bool = False) -> Events:
         kind = "refusal" if refusal else "message"
         events = []
         if self.current is None or self.current.kind != kind:
-            item = message_item("", status="in_progress")
-            events += self._open(kind, {**item, "content": []})
+            item = {**message_item("", status="in_progress"), "content": []}
+            events += self._open(kind, item)
             part = refusal_part("") if refusal else output_text_part("")
             events.append(self._part_event("response.content_part.added", part=part))
         self.current.add(text)
@@ -257,20 +222,19 @@ class StreamTranslator:
             events.append(self._part_event("response.output_text.delta", delta=text, logprobs=[]))
         return events
 
-    def _tool_delta(self, call: dict[str, Any]) -> list[dict[str, Any]]:
-        index = call.get("index", 0)
-        function = call.get("function") or {}
+    def tool_call_delta(
+        self, key: Any, tool_kind: str, name: str, call_id: str | None, arguments: str
+    ) -> Events:
+        """Part of tool call `key` of this turn: its head when new, then its arguments."""
         events = []
-        if self.current is None or self.current.kind != "tool" or self.current.key != index:
-            name = function.get("name") or ""
-            kind = self.tool_kinds.get(name, "function")
-            item = tool_call_item(kind, name, call.get("id") or new_call_id(), "")
+        current = self.current
+        if current is None or current.kind != "tool" or current.key != key:
+            item = tool_call_item(tool_kind, name, call_id or new_call_id(), "")
             if "status" in item:
                 item["status"] = "in_progress"
-            if kind == "local_shell":
+            if tool_kind == "local_shell":
                 item["action"]["command"] = []
-            events += self._open("tool", item, key=index)
-        arguments = function.get("arguments") or ""
+            events += self._open("tool", item, key=key, tool_kind=tool_kind)
         if arguments:
             self.current.add(arguments)
             if self.current.item["type"] == "function_call":
@@ -281,14 +245,11 @@ class StreamTranslator:
                 )
         return events
 
-    def _close(self, status: str | None = None) -> list[dict[str, Any]]:
+    def close_item(self, status: str) -> Events:
+        """Close the open item (if any) with `status`, and add it to the output."""
         current = self.current
         if current is None:
             return []
-        if status is None:
-            status = (
-                "incomplete" if self.finish_reason in ("length", "content_filter") else "completed"
-            )
         closers = {
             "reasoning": self._close_reasoning,
             "message": self._close_message,
@@ -303,7 +264,27 @@ class StreamTranslator:
         self.current = None
         return events
 
-    def _close_reasoning(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _open(
+        self, kind: str, item: dict[str, Any], key: Any = None, tool_kind: str = "function"
+    ) -> Events:
+        events = self.close_item("completed")
+        self.current = _OpenItem(kind, len(self.output), item, key, tool_kind)
+        events.append(self._item_event("response.output_item.added", item))
+        return events
+
+    def _item_event(self, event_type: str, item: dict[str, Any]) -> Event:
+        return self.event(event_type, output_index=self.current.output_index, item=item)
+
+    def _item_field_event(self, event_type: str, **fields: Any) -> Event:
+        current = self.current
+        return self.event(
+            event_type, item_id=current.item["id"], output_index=current.output_index, **fields
+        )
+
+    def _part_event(self, event_type: str, **fields: Any) -> Event:
+        return self._item_field_event(event_type, content_index=0, **fields)
+
+    def _close_reasoning(self, current: _OpenItem) -> tuple[Events, dict[str, Any]]:
         text = current.text
         part = {"type": "reasoning_text", "text": text}
         events = [
@@ -312,7 +293,7 @@ class StreamTranslator:
         ]
         return events, reasoning_item(text, item_id=current.item["id"])
 
-    def _close_message(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _close_message(self, current: _OpenItem) -> tuple[Events, dict[str, Any]]:
         text = current.text
         events = [
             self._part_event("response.output_text.done", text=text, logprobs=[]),
@@ -320,7 +301,7 @@ class StreamTranslator:
         ]
         return events, message_item(text, item_id=current.item["id"])
 
-    def _close_refusal(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _close_refusal(self, current: _OpenItem) -> tuple[Events, dict[str, Any]]:
         text = current.text
         events = [
             self._part_event("response.refusal.done", refusal=text),
@@ -328,11 +309,12 @@ class StreamTranslator:
         ]
         return events, message_item(text, item_id=current.item["id"], refusal=True)
 
-    def _close_tool(self, current: _OpenItem) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _close_tool(self, current: _OpenItem) -> tuple[Events, dict[str, Any]]:
         opened = current.item
         name = opened.get("name", "local_shell")
-        kind = self.tool_kinds.get(name, "function")
-        item = tool_call_item(kind, name, opened["call_id"], current.text, item_id=opened["id"])
+        item = tool_call_item(
+            current.tool_kind, name, opened["call_id"], current.text, item_id=opened["id"]
+        )
         if item["type"] == "function_call":
             events = [
                 self._item_field_event(

@@ -1,4 +1,4 @@
-"""Server-sent events as they arrive: bytes in, `data:` payloads out, bounded lines."""
+"""Server-sent events as a Chat backend streams them: bytes in, `data:` payloads out, bounded."""
 
 from __future__ import annotations
 

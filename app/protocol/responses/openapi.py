@@ -1,6 +1,6 @@
 """The gateway's OpenAPI 3.1 document, generated from the marshmallow schemas.
 
-apispec's MarshmallowPlugin turns the request schemas of `protocol.schemas`
+apispec's MarshmallowPlugin turns the request schemas of `protocol.responses.schemas`
 into JSON Schema. `Text`, `Integer`, `Number` and `Flag` keep the mapping of
 the marshmallow type they extend; the fields that validate by hand get
 their property from `custom_field2properties`, built from the constants they
@@ -17,7 +17,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from app.protocol import schemas
+from app.protocol.responses.schemas import fields as schema_fields
+from app.protocol.responses.schemas import items as item_schemas
+from app.protocol.responses.schemas import requests as request_schemas
 
 OPENAPI_VERSION = "3.1.0"
 NULL = {"type": "null"}
@@ -29,9 +31,9 @@ SSE_EVENT = {
 }
 # Typed-object unions, named once as components and referenced everywhere.
 UNIONS = (
-    (schemas.ITEM_SCHEMAS, "InputItem"),
-    (schemas.PART_SCHEMAS, "ContentPart"),
-    (schemas.TOOL_SCHEMAS, "Tool"),
+    (item_schemas.ITEM_SCHEMAS, "InputItem"),
+    (item_schemas.PART_SCHEMAS, "ContentPart"),
+    (request_schemas.TOOL_SCHEMAS, "Tool"),
 )
 ERROR_RESPONSES = {
     "400": ("BadRequest", "The request is invalid."),
@@ -43,10 +45,10 @@ ERROR_RESPONSES = {
 
 
 class ErrorObject(Schema):
-    message = schemas.Text(required=True)
-    type = schemas.Text(required=True)
-    param = schemas.Text(required=True, allow_none=True)
-    code = schemas.Text(required=True, allow_none=True)
+    message = schema_fields.Text(required=True)
+    type = schema_fields.Text(required=True)
+    param = schema_fields.Text(required=True, allow_none=True)
+    code = schema_fields.Text(required=True, allow_none=True)
 
 
 class ErrorBody(Schema):
@@ -66,23 +68,23 @@ def custom_field2properties(self: Any, field: fields.Field, ret: dict, **kwargs:
 def _metadata(_converter: Any, _field: fields.Field) -> dict:
     return {
         "type": "object",
-        "maxProperties": schemas.MAX_METADATA_PAIRS,
-        "propertyNames": {"maxLength": schemas.MAX_METADATA_KEY},
-        "additionalProperties": {"type": "string", "maxLength": schemas.MAX_METADATA_VALUE},
+        "maxProperties": schema_fields.MAX_METADATA_PAIRS,
+        "propertyNames": {"maxLength": schema_fields.MAX_METADATA_KEY},
+        "additionalProperties": {"type": "string", "maxLength": schema_fields.MAX_METADATA_VALUE},
     }
 
 
-def _item_list(converter: Any, field: schemas.ItemList) -> dict:
+def _item_list(converter: Any, field: item_schemas.ItemList) -> dict:
     items = _dispatch(converter, field.element)
-    return {"type": "array", "items": items, "maxItems": schemas.MAX_CONVERSATION_ITEMS}
+    return {"type": "array", "items": items, "maxItems": item_schemas.MAX_CONVERSATION_ITEMS}
 
 
-def _string_or_list(converter: Any, field: schemas.StringOrList) -> dict:
+def _string_or_list(converter: Any, field: schema_fields.StringOrList) -> dict:
     items = _dispatch(converter, field.element)
     return {"oneOf": [{"type": "string"}, {"type": "array", "items": items}]}
 
 
-def _dispatch(converter: Any, field: schemas.Dispatch) -> dict:
+def _dispatch(converter: Any, field: schema_fields.Dispatch) -> dict:
     """A `$ref` to the union of the schemas `field` dispatches to, added on first use."""
     name = next(name for table, name in UNIONS if table is field.schemas)
     if name not in converter.spec.components.schemas:
@@ -94,7 +96,7 @@ def _dispatch(converter: Any, field: schemas.Dispatch) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _variant(converter: Any, kind: str, schema: Schema, field: schemas.Dispatch) -> dict:
+def _variant(converter: Any, kind: str, schema: Schema, field: schema_fields.Dispatch) -> dict:
     variant = converter.schema2jsonschema(schema)
     variant["title"] = kind
     variant["properties"] = {"type": {"const": kind}, **variant["properties"]}
@@ -130,13 +132,13 @@ def _conversation_ref(_converter: Any, _field: fields.Field) -> dict:
 
 
 CUSTOM_FIELDS = (
-    (schemas.ItemList, _item_list),
-    (schemas.StringOrList, _string_or_list),  # InputField, TextOrParts
-    (schemas.Dispatch, _dispatch),
-    (schemas.Metadata, _metadata),
-    (schemas.ToolChoice, _tool_choice),
-    (schemas.ConversationRef, _conversation_ref),
-    (schemas.Anything, _anything),
+    (item_schemas.ItemList, _item_list),
+    (schema_fields.StringOrList, _string_or_list),  # InputField, TextOrParts
+    (schema_fields.Dispatch, _dispatch),
+    (schema_fields.Metadata, _metadata),
+    (request_schemas.ToolChoice, _tool_choice),
+    (request_schemas.ConversationRef, _conversation_ref),
+    (schema_fields.Anything, _anything),
 )
 
 

@@ -1,0 +1,1 @@
+"""Chat Completions: Responses requests and history as Chat bodies, Chat answers as Responses."""
