@@ -24,7 +24,6 @@ class CommandError(RuntimeError):
 
 def run(command: str, args: dict[str, Any], settings: Settings) -> int:
     """Run `command` on the configured store; return the exit status."""
-    bind(settings)
     try:
         return COMMANDS[command](args, settings)
     except (migrations.SchemaError, BackupError, CommandError) as exc:
@@ -34,6 +33,7 @@ def run(command: str, args: dict[str, Any], settings: Settings) -> int:
 
 def migrate(args: dict[str, Any], settings: Settings) -> int:
     """Apply pending migrations; with `check`, only tell whether any are pending (exit 1)."""
+    bind(settings)
     with db.connection_context():
         pending = migrations.pending()
     for migration in pending:
@@ -51,6 +51,7 @@ def sweep(args: dict[str, Any], settings: Settings) -> int:
     """Sweep the store once (unless a worker is sweeping now); `vacuum` rewrites SQLite's file."""
     from app.services.sweep import sweep_if_due
 
+    bind(settings)
     prepare_schema(settings.store.migrate_on_start)
     report = sweep_if_due(settings.store.sweep_interval or DEFAULT_SWEEP_INTERVAL)
     if report is None:
@@ -72,7 +73,8 @@ def _vacuum(settings: Settings) -> None:
 
 
 def backup(args: dict[str, Any], settings: Settings) -> int:
-    """Copy the live SQLite store to `file`, consistent while it serves."""
+    """Copy the live SQLite store to `file`, consistent while it serves (nothing is made:
+    the store is read with sqlite3 alone)."""
     if settings.store.type != "sqlite":
         raise CommandError(
             f"backs up a SQLite store; for {settings.store.type} use its own tools "

@@ -62,6 +62,11 @@ ACTIVE_STREAMS = Gauge("gateway_active_streams", "Streams being sent", multiproc
 BACKEND_ERRORS = Counter(
     "gateway_backend_errors", "Backend failures by backend and kind", ["backend", "kind"]
 )
+STORE_WRITES_WAITING = Gauge(
+    "gateway_store_writes_waiting",
+    "Writes waiting for SQLite's write lock (another process holds it)",
+    multiprocess_mode="livesum",
+)
 CIRCUIT_OPEN = Gauge(
     "gateway_circuit_open",
     "1 while a backend's breaker is open",
@@ -84,6 +89,13 @@ class RequestRecord:
     output_tokens: int = 0
     first_token_seconds: float | None = None
     outcome: str = "-"
+    labels: ModelLabels | None = None  # what `model` becomes as a metrics label
+
+    def model_label(self) -> str:
+        """The metrics' name for this request's model (a bounded set: `ModelLabels`)."""
+        if self.labels is None or self.model == "-":
+            return self.model
+        return self.labels.label(self.model, served=self.status < 400)
 
     def take_response(self, response: dict[str, Any] | None) -> None:
         """Note the outcome and token counts of a finished response."""
@@ -98,13 +110,14 @@ class RequestRecord:
         duration = time.perf_counter() - self.started
         if log.isEnabledFor(logging.INFO):
             self._log_line(duration, json_logs)
-        REQUESTS.labels(self.route, self.model, str(self.status)).inc()
+        model = self.model_label()
+        REQUESTS.labels(self.route, model, str(self.status)).inc()
         LATENCY.labels(self.route, str(self.stream).lower()).observe(duration)
         if self.input_tokens or self.output_tokens:
-            TOKENS.labels(self.model, "input").inc(self.input_tokens)
-            TOKENS.labels(self.model, "output").inc(self.output_tokens)
+            TOKENS.labels(model, "input").inc(self.input_tokens)
+            TOKENS.labels(model, "output").inc(self.output_tokens)
         if self.first_token_seconds is not None:
-            FIRST_TOKEN.labels(self.model).observe(self.first_token_seconds)
+            FIRST_TOKEN.labels(model).observe(self.first_token_seconds)
 
     def _log_line(self, duration: float, json_logs: bool) -> None:
         fields = {

@@ -10,6 +10,7 @@ demand and closed after each request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -30,13 +31,12 @@ SQLITE_PRAGMAS = {
     # First: the pragmas after it then wait for a lock instead of failing at once
     # (switching a new file to WAL takes one, while other workers start too).
     "busy_timeout": 5000,
-    # Takes effect only in a new, empty file (or at the next VACUUM), so before
-    # the switch to WAL writes the file's first page: freed pages can then be
-    # given back to the file system a few at a time.
-    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     "synchronous": "normal",
 }
+# Set on a new file only (see `_new_sqlite_file`): on an existing one, setting
+# it takes the write lock, and every connection opened would wait for writers.
+NEW_FILE_PRAGMAS = ("PRAGMA auto_vacuum = incremental", "PRAGMA journal_mode = wal")
 POOL_SIZE = 64
 # A request waits this long for a free pooled connection rather than failing
 # at once: writers waiting for SQLite's lock (up to WRITE_DEADLINE, 5 s) each
@@ -67,6 +67,7 @@ def open_database(settings: Settings) -> tuple[Any, Any]:
     path = store.sqlite_path
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    _new_sqlite_file(path)
     database = PooledSqliteDatabase(
         path,
         pragmas=SQLITE_PRAGMAS,
@@ -76,6 +77,24 @@ def open_database(settings: Settings) -> tuple[Any, Any]:
         check_same_thread=False,  # pooled: handed between threads, used by one at a time
     )
     return database, None
+
+
+def _new_sqlite_file(path: str) -> None:
+    """Make a missing SQLite file with incremental vacuum, so sweeps can give pages back.
+
+    The mode can be chosen only while the file holds nothing yet (an older
+    file keeps its own until `gateway sweep --vacuum`). Workers starting at
+    once may all try: whoever comes second finds it made, or waits briefly.
+    """
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return
+    with contextlib.suppress(sqlite3.OperationalError):
+        connection = sqlite3.connect(path, timeout=5, isolation_level=None)
+        try:
+            for pragma in NEW_FILE_PRAGMAS:
+                connection.execute(pragma)
+        finally:
+            connection.close()
 
 
 def bind(settings: Settings) -> Any:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from peewee import InternalError, Model, OperationalError, SqliteDatabase
 
 from app.errors import StoreError, StoreFull
+from app.observe import STORE_WRITES_WAITING
 from app.store.models import db
 
 WRITE_DEADLINE = 5.0
@@ -89,14 +90,22 @@ def _said(exc: BaseException) -> str:
 def _sqlite_write(body: Callable[[], T], wait: float) -> T:
     deadline = time.monotonic() + wait
     pause = FIRST_PAUSE
-    while True:
-        try:
-            return _immediate(body)
-        except OperationalError as exc:
-            if not _locked(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, LONGEST_PAUSE)
+    waiting = False  # counted in STORE_WRITES_WAITING while it waits for the lock
+    try:
+        while True:
+            try:
+                return _immediate(body)
+            except OperationalError as exc:
+                if not _locked(exc) or time.monotonic() + pause > deadline:
+                    raise
+            if not waiting:
+                waiting = True
+                STORE_WRITES_WAITING.inc()
+            time.sleep(pause)
+            pause = min(pause * 2, LONGEST_PAUSE)
+    finally:
+        if waiting:
+            STORE_WRITES_WAITING.dec()
 
 
 def _immediate(body: Callable[[], T]) -> T:

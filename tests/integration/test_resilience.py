@@ -22,6 +22,7 @@ import psycopg
 import pytest
 import requests
 from openai.types.responses import ResponseInProgressEvent
+from prometheus_client import REGISTRY
 
 from app import store
 from app.backends.breaker import DEFAULT_RESET_SECONDS
@@ -545,12 +546,25 @@ class _WriteLock:
     """Another process's connection holding the store's write lock on responses."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        if settings["store_type"] == "postgres":
+        self.postgres, self.dsn = settings["store_type"] == "postgres", settings["store_dsn"]
+        if self.postgres:
             self.connection = psycopg.connect(settings["store_dsn"])
             self.connection.execute("LOCK TABLE responses IN EXCLUSIVE MODE")
         else:
             self.connection = sqlite3.connect(settings["store_dsn"], isolation_level=None)
             self.connection.execute("BEGIN IMMEDIATE")
+
+    def writers_waiting(self) -> int:
+        """The gateway's writes waiting for this lock, as the database (or gateway) counts them."""
+        if self.postgres:
+            query = (
+                "SELECT count(*) FROM pg_locks"
+                " WHERE relation = 'responses'::regclass AND NOT granted"
+            )
+            with psycopg.connect(self.dsn, autocommit=True) as observer:
+                return observer.execute(query).fetchone()[0]
+        # SQLite has no lock table: each waiting write counts itself in this gauge.
+        return int(REGISTRY.get_sample_value("gateway_store_writes_waiting") or 0)
 
     def release(self) -> None:
         self.connection.rollback()
@@ -577,7 +591,8 @@ def test_writes_waiting_for_the_lock_do_not_run_out_of_connections(
     for thread in threads:
         thread.start()
     assert backend.wait_for_requests(waiting, timeout=10)
-    time.sleep(0.5)  # every request is now at its write, waiting for the lock
+    # As many wait at the lock as the pool has connections; the rest wait for one of them.
+    wait_until(lambda: lock.writers_waiting() == store.POOL_SIZE, "the pool's writes to wait")
     lock.release()
     for thread in threads:
         thread.join(timeout=30)
