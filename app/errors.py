@@ -56,12 +56,6 @@ class InvalidRequest(GatewayError):
     error_type = "invalid_request_error"
 
 
-class Unauthorized(GatewayError):
-    status = 401
-    error_type = "invalid_request_error"
-    default_code = "invalid_api_key"
-
-
 class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"

@@ -2,22 +2,28 @@
 
 Loaded by path (root gunicorn.conf.py, or the `gateway` command), never imported.
 
-Only the standard library is imported here: this file runs before gevent
-patches the standard library in the workers. Every value can be changed by
-the environment (or by GUNICORN_CMD_ARGS / the command line, which win).
+This file runs in gunicorn's master, before gevent patches the standard
+library in the workers: it imports the standard library and the gateway's
+settings (app.config: YAML and marshmallow, nothing that holds ssl).
+Every value can be changed by the environment (or by GUNICORN_CMD_ARGS /
+the command line, which win).
 """
 
 import os
 import shutil
 import tempfile
 
-_host_port = os.environ.get("HOST_PORT", "")
-if ":" in _host_port:
-    bind = _host_port
-elif _host_port:
-    bind = f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:{_host_port}"
+from app.config import load_settings
+
+# Where the gateway listens, as its settings say (HOST_PORT, or the YAML
+# file's host_port): an invalid value stops the start here, naming it.
+# Without HOST_PORT, GATEWAY_BIND may give a bind of any kind (unix:PATH).
+_server = load_settings().server
+_host = f"[{_server.host}]" if ":" in _server.host else _server.host  # IPv6 in brackets
+if os.environ.get("GATEWAY_BIND") and not os.environ.get("HOST_PORT"):
+    bind = os.environ["GATEWAY_BIND"]
 else:
-    bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
+    bind = f"{_host}:{_server.port}"
 
 # gunicorn's gevent worker, closing idle keep-alive connections when it stops.
 worker_class = "app.worker.GatewayWorker"

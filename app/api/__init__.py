@@ -26,7 +26,7 @@ def init_app(app: Flask, settings: Any) -> None:
     @app.before_request
     def start_record() -> None:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
-        g.record = RequestRecord(method=request.method, route=rule)
+        g.record = RequestRecord(request.method, rule, labels=app.extensions["model_labels"])
 
     @app.before_request
     def refuse_websocket() -> None:

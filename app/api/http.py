@@ -45,11 +45,6 @@ def services() -> ServiceContext:
     return current_app.extensions["services"]
 
 
-def model_label(model: str, served: bool = False) -> str:
-    """The metrics' name for `model` (a bounded set: see observe.ModelLabels)."""
-    return current_app.extensions["model_labels"].label(model, served)
-
-
 def request_context() -> RequestContext:
     """This request's caller (resolved on first use: /health and /metrics never ask)."""
     context = g.get("context")

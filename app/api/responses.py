@@ -11,7 +11,6 @@ from app.api.http import (
     flag_arg,
     int_arg,
     json_body,
-    model_label,
     page_args,
     request_context,
     services,
@@ -27,10 +26,8 @@ bp = Blueprint("responses", __name__, url_prefix="/v1/responses")
 @bp.post("")
 def create() -> Any:
     request_body = validate_create_request(json_body())
-    record, model = g.record, request_body["model"]
-    record.model, record.stream = model_label(model), bool(request_body.get("stream"))
+    g.record.model, g.record.stream = request_body["model"], bool(request_body.get("stream"))
     created = service.create_response(services(), request_context(), request_body)
-    record.model = model_label(model, served=True)
     if created.events is not None:
         return sse_response(created.events, created.headers, StreamWatch(g.record))
     g.record.take_response(created.body)

@@ -10,8 +10,8 @@ then shuts that socket down, and the backend sees the client go at once;
 a cut while the connection is still being made takes effect as it is made.
 
 The same connections send a request's head and body in one write (urllib3
-writes them apart). In the same rounds as two writes, one lowered the
-added latency at concurrency 1 by 0.02-0.08 ms (docs/BENCHMARKS.md).
+writes them apart): one system call and one wake-up of the backend fewer
+per request (docs/BENCHMARKS.md has what it saved).
 """
 
 from __future__ import annotations

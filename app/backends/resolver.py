@@ -3,10 +3,10 @@
 gevent's default resolver runs every `getaddrinfo` in its thread pool, also
 for an address that needs no lookup (`127.0.0.1`, `10.0.0.5`, `::1`). Each
 new backend connection then hands work to a real thread and back, and that
-thread contends with the worker for the GIL: with 5000 streams opening at
-400 a second, the last waited 11.3 s for their first byte, against 2.8 s
-with numeric addresses answered in place (docs/BENCHMARKS.md). This
-resolver answers numeric addresses at once, without any lookup, and leaves
+thread contends with the worker for the GIL: with thousands of streams
+opening at once, their first bytes waited several times longer than with
+numeric addresses answered in place (docs/BENCHMARKS.md has the figures).
+This resolver answers numeric addresses at once, without any lookup, and leaves
 names to gevent's thread pool as before. gunicorn.conf.py selects it
 through `GEVENT_RESOLVER` unless the operator chose another.
 """

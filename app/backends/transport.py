@@ -9,7 +9,7 @@ The hot calls go to that adapter's own urllib3 pool directly, for the one
 URL the backend's dialect posts to: requests' `Session.send` and
 `HTTPAdapter.send` around it (per-call URL, proxy and TLS lookups, a
 `Response` with its cookie extraction, the body read in 10 KB pieces)
-cost ~12% of a stored request's CPU (docs/BENCHMARKS.md). Headers are
+cost a good share of a stored request's CPU (docs/BENCHMARKS.md). Headers are
 passed per call (the pool is shared by greenlets); every call has a
 `(connect, read)` timeout; only connection failures (nothing sent yet)
 are retried; a redirect is not followed but answered as a 502 that says
@@ -56,9 +56,9 @@ from app.errors import BackendTimeout, BackendUnavailable, BadGateway, GatewayEr
 CONNECT_RETRIES = 1
 MODELS_TIMEOUT = (5.0, 10.0)
 # Each read allocates this much and gives back what it did not fill: with
-# thousands of streams reading at once, 64 KB reads left the heap ~10 KB
-# per stream larger than 8 KB reads do (docs/BENCHMARKS.md). A token's SSE
-# line is a few hundred bytes; a longer burst takes more than one read.
+# thousands of streams reading at once, 64 KB reads left the heap larger
+# per stream than 8 KB reads do (docs/BENCHMARKS.md). A token's SSE line is
+# a few hundred bytes; a longer burst takes more than one read.
 READ_SIZE = 8 * 1024
 DRAIN_TIMEOUT = 1.0  # after the last event, the rest of a body is a few bytes
 MAX_DRAIN_BYTES = 64 * 1024
@@ -77,7 +77,7 @@ class Transport:
         self.failed = failed
         self.session = requests.Session()
         # Proxy settings are read once here, not from the environment on
-        # every call (that lookup costs ~6% of a request).
+        # every call (a lookup that showed in every request's profile).
         self.proxies = requests.utils.get_environ_proxies(url)
         self.session.trust_env = False
         self.session.verify = settings.ca_bundle or True

@@ -171,8 +171,13 @@ def stored_response(owner: Owner, response_id: str) -> dict[str, Any]:
     if response is not None and response["status"] in RUNNING_STATUSES and reap(response_id):
         response = responses.get_response(owner, response_id)
     if response is None:
-        raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        raise response_not_found(response_id)
     return response
+
+
+def response_not_found(response_id: str) -> NotFound:
+    """The 404 of a response that is not stored, not the caller's, or expired."""
+    return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
 
 
 def reap(response_id: str, state: tuple[str, float | None] | None = None) -> bool:

@@ -4,7 +4,7 @@
 the parts the earlier extensions made (the backends); the reasoning
 sealing key is read (or made) here, once, so no stream touches the store
 for it. `RequestContext` is made per request by whoever received it (the
-HTTP layer, an ext_proc process): the principal, and an id for the logs.
+HTTP layer, an ext_proc process): the principal it acts as.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 from app.auth.principal import Owner, Principal
 from app.backends import Backends
 from app.config import Settings
-from app.protocol.ids import new_id
 from app.store import db, responses
 
 REASONING_SECRET = "reasoning"
@@ -34,10 +33,9 @@ class ServiceContext:
 
 @dataclass(frozen=True)
 class RequestContext:
-    """One request's caller, and the id its log lines carry."""
+    """One request's caller (and, as they come, what else a use case must know of it)."""
 
     principal: Principal
-    request_id: str = field(default_factory=lambda: new_id("req"))
 
     @property
     def owner(self) -> Owner:

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from app.auth.principal import Owner
-from app.errors import InvalidRequest, NotFound
+from app.errors import NotFound
 from app.protocol.ids import new_item_id
 from app.protocol.responses.objects import output_text_part
 from app.protocol.sealed_reasoning import open_reasoning
@@ -49,13 +49,6 @@ def history_for(owner: Owner, request: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the stored items of `owner`'s this request continues (chain or conversation)."""
     previous = request.get("previous_response_id")
     conversation = request.get("conversation")
-    if previous and conversation:
-        raise InvalidRequest(
-            "Mutually exclusive parameters: 'previous_response_id' and 'conversation'. "
-            "Ensure you are only providing one of them.",
-            param="previous_response_id",
-            code="mutually_exclusive_parameters",
-        )
     if previous:
         if not responses.response_exists(owner, previous):
             raise NotFound(

@@ -43,13 +43,7 @@ class Prepared:
 
 
 def prepare(services: ServiceContext, context: RequestContext, request: dict[str, Any]) -> Prepared:
-    """Check and resolve everything a request needs; raise before anything is sent."""
-    if request.get("background") and request.get("store") is False:
-        raise InvalidRequest(
-            "Background responses must be stored: 'background' needs 'store' true.",
-            param="background",
-            code="invalid_value",
-        )
+    """Resolve everything a (validated) request needs; raise before anything is sent."""
     backend = services.backends.for_model(request["model"])
     input_items = inputs.normalize_input(request.get("input"))
     owner = context.owner

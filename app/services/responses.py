@@ -80,7 +80,7 @@ def follow_response(
 
 def delete_response(context: RequestContext, response_id: str) -> dict[str, Any]:
     if not responses.delete_response(context.owner, response_id):
-        raise _not_found(response_id)
+        raise background.response_not_found(response_id)
     return {"id": response_id, "object": "response", "deleted": True}
 
 
@@ -94,7 +94,7 @@ def list_input_items(
 ) -> dict[str, Any]:
     """Return one page of the input items of a stored response."""
     if not responses.response_exists(context.owner, response_id):
-        raise _not_found(response_id)
+        raise background.response_not_found(response_id)
     return item_page(context.owner, response_id, INPUT, page)
 
 
@@ -107,7 +107,3 @@ def item_page(owner: Owner, parent_id: str, slot: str, page: dict[str, Any]) -> 
             f"Item with id '{exc.args[0]}' not found.", param="after", code="item_not_found"
         ) from None
     return list_object(items, has_more)
-
-
-def _not_found(response_id: str) -> NotFound:
-    return NotFound(f"Response with id '{response_id}' not found.", param="response_id")

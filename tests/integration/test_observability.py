@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 import openai
@@ -327,7 +326,10 @@ def test_client_key_never_reaches_the_logs_or_the_database(make_app, backend, ca
     caplog.set_level(logging.DEBUG)
     with gateway_log_output() as output, live(app) as gateway:
         exercise_with_key(gateway, backend)
-        time.sleep(0.2)  # let the last request lines and stores finish
+        wait_until(  # the last request's line, and the abandoned stream's
+            lambda: "status=404" in output.getvalue() and "disconnected" in output.getvalue(),
+            "the last request lines",
+        )
     sent = {request.headers.get("authorization") for request in backend.requests}
     assert sent == {f"Bearer {LIVE_KEY}"}, "the key was not forwarded (the test would be void)"
     assert output.getvalue(), "the gateway wrote no log at all"

@@ -211,7 +211,10 @@ def test_plain_custom_fields_keep_their_json_types():
 # --- JSON Schema and marshmallow agree ---------------------------------------------
 
 ACCEPTED_BODIES = {
-    "full fixture": load_fixture("full_create_request"),
+    # Both ways to continue at once break a rule across parameters (tested with the schemas).
+    "full fixture": {
+        k: v for k, v in load_fixture("full_create_request").items() if k != "previous_response_id"
+    },
     "minimal": body(),
     "conversation by object": body(conversation={"id": "conv_1"}),
     "tool choice mode": body(tool_choice="required"),

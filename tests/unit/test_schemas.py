@@ -21,7 +21,7 @@ from openai.types.responses.tool import Tool
 from openai.types.shared.reasoning_effort import ReasoningEffort
 
 from app.errors import InvalidRequest, error_body
-from app.protocol.responses.schemas import validate_create_request
+from app.protocol.responses.schemas import validate_create_fields, validate_create_request
 from tests.unit.fixtures import load_fixture
 
 FULL_REQUEST = load_fixture("full_create_request")
@@ -69,10 +69,33 @@ def test_full_fixture_is_valid_for_the_sdk_types():
 
 
 def test_body_with_every_parameter_is_accepted_as_sent():
-    accepted = validate_create_request(copy.deepcopy(FULL_REQUEST))
+    accepted = validate_create_fields(copy.deepcopy(FULL_REQUEST))
     # The one change allowed: `conversation` reduced to its id.
     assert accepted.pop("conversation") in ("conv_full", FULL_REQUEST["conversation"])
     assert accepted == {k: v for k, v in FULL_REQUEST.items() if k != "conversation"}
+
+
+def test_every_parameter_at_once_breaks_a_rule_across_them():
+    # The fixture sends both ways to continue (the API accepts one at a time).
+    with pytest.raises(InvalidRequest) as caught:
+        validate_create_request(copy.deepcopy(FULL_REQUEST))
+    assert caught.value.code == "mutually_exclusive_parameters"
+    without = {k: v for k, v in FULL_REQUEST.items() if k != "previous_response_id"}
+    assert validate_create_request(copy.deepcopy(without))["conversation"] == "conv_full"
+
+
+@pytest.mark.parametrize(
+    ("rule", "body"),
+    [
+        ("background", {"background": True, "store": False}),
+        ("previous_response_id", {"previous_response_id": "resp_1", "conversation": "conv_1"}),
+        ("tool_choice", {"tool_choice": {"type": "function", "name": "nowhere"}}),
+    ],
+)
+def test_the_rules_across_parameters_are_checked_with_the_parameters(rule, body):
+    with pytest.raises(InvalidRequest) as caught:
+        validate_create_request({"model": "m", "input": "hi", **body})
+    assert caught.value.param == rule and caught.value.status == 400
 
 
 @pytest.mark.parametrize(

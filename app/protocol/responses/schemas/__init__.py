@@ -15,7 +15,11 @@ from app.protocol.responses.schemas.conversations import (
     validate_conversation_request,
 )
 from app.protocol.responses.schemas.fields import Flag, Integer, Text
-from app.protocol.responses.schemas.requests import CreateResponseRequest, validate_create_request
+from app.protocol.responses.schemas.requests import (
+    CreateResponseRequest,
+    validate_create_fields,
+    validate_create_request,
+)
 
 __all__ = [
     "AddItemsRequest",
@@ -26,5 +30,6 @@ __all__ = [
     "Text",
     "UpdateConversationRequest",
     "validate_conversation_request",
+    "validate_create_fields",
     "validate_create_request",
 ]

@@ -166,11 +166,37 @@ CREATE_RESPONSE = CreateResponseRequest()
 
 def validate_create_request(body: Any) -> dict[str, Any]:
     """Check a create-response body; raise `InvalidRequest` at the first problem."""
+    validate_create_fields(body)
+    for rule in CROSS_FIELD_RULES:
+        rule(body)
+    return body
+
+
+def validate_create_fields(body: Any) -> dict[str, Any]:
+    """Check each parameter of a create-response body on its own (not the rules across them)."""
     validate_body(CREATE_RESPONSE, body)
-    _check_tool_choice(body)
     if isinstance(body.get("conversation"), dict):
         body["conversation"] = body["conversation"]["id"]
     return body
+
+
+def _check_background_is_stored(body: dict[str, Any]) -> None:
+    if body.get("background") and body.get("store") is False:
+        raise InvalidRequest(
+            "Background responses must be stored: 'background' needs 'store' true.",
+            param="background",
+            code="invalid_value",
+        )
+
+
+def _check_one_history(body: dict[str, Any]) -> None:
+    if body.get("previous_response_id") and body.get("conversation"):
+        raise InvalidRequest(
+            "Mutually exclusive parameters: 'previous_response_id' and 'conversation'. "
+            "Ensure you are only providing one of them.",
+            param="previous_response_id",
+            code="mutually_exclusive_parameters",
+        )
 
 
 def _check_tool_choice(body: dict[str, Any]) -> None:
@@ -184,3 +210,7 @@ def _check_tool_choice(body: dict[str, Any]) -> None:
             param="tool_choice",
             code="invalid_value",
         )
+
+
+# The rules across parameters, checked once the parameters each are valid.
+CROSS_FIELD_RULES = (_check_background_is_stored, _check_one_history, _check_tool_choice)
