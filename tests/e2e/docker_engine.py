@@ -27,12 +27,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.processes import terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "docker"
@@ -160,12 +161,7 @@ class DockerEngine:
             listed = self.docker("ps", "-aq", check=False).stdout.split()
             if listed:
                 self.docker("rm", "-f", *listed, check=False)
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate(self.process, STOP_TIMEOUT)
         # dockerd leaves its network namespace bound under the exec root.
         for mountpoint in reversed(self.mounts()):
             subprocess.run(["umount", "--lazy", mountpoint], check=False, timeout=COMMAND_TIMEOUT)

@@ -42,17 +42,14 @@ import pytest
 from app.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT
 from tests import fakebackend as fb
 from tests.conftest import TEST_KEY
+from tests.e2e import proxied
 from tests.e2e.gateway_process import Gateway
 from tests.e2e.test_nginx import running, wait_for
 from tests.e2e.test_systemd import gunicorn_settings
 from tests.integration.helpers import (
     MODEL,
     assert_openai_error,
-    assert_valid_stream,
     closed_port,
-    create,
-    sse_events,
-    stream,
 )
 
 try:  # openai 3.x ships its transport as httpx2
@@ -277,31 +274,11 @@ def sdk_via_caddy(stack: Stack) -> Iterator[openai.OpenAI]:
 
 
 def test_first_delta_arrives_before_the_backend_finishes(backend, sdk_via_caddy):
-    backend.enqueue(fb.text("one two three four five six", chunk_size=6, delay=0.5))
-    start = time.monotonic()
-    with sdk_via_caddy.responses.with_streaming_response.create(
-        model=MODEL, input="Count.", stream=True
-    ) as raw:
-        arrivals = [(time.monotonic() - start, line) for line in raw.iter_lines()]
-    response = assert_valid_stream(sse_events(line for _, line in arrivals))
-    assert response.output_text == "one two three four five six"
-    first_delta = next(at for at, line in arrivals if "response.output_text.delta" in line)
-    finished = arrivals[-1][0]
-    assert finished >= 2.0, f"chunks 0.5 s apart, yet the stream took {finished:.2f} s"
-    assert first_delta < finished / 2, f"first delta at {first_delta:.2f} s of {finished:.2f} s"
+    proxied.first_delta_arrives_before_the_backend_finishes(backend, sdk_via_caddy)
 
 
 def test_sdk_works_through_caddy_json_stream_and_previous_response(backend, sdk_via_caddy):
-    first = create(sdk_via_caddy, input="Remember the number 7.")
-    assert first.response.status == "completed"
-    assert backend.requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
-    backend.enqueue(fb.text("It was 7."))
-    second = stream(sdk_via_caddy, input="Which number?", previous_response_id=first.response.id)
-    assert second.response.output_text == "It was 7."
-    assert second.response.previous_response_id == first.response.id
-    history = [message["content"] for message in backend.chat_requests()[-1]["messages"]]
-    assert history[0] == "Remember the number 7."
-    assert history[-1] == "Which number?"
+    proxied.sdk_works_json_stream_and_previous_response(backend, sdk_via_caddy)
 
 
 def caddy_refusal() -> dict[str, Any]:
@@ -342,21 +319,7 @@ def test_oversized_chunked_body_is_cut_off_by_caddy(stack, backend):
 
 
 def test_stream_headers_survive_caddy_uncompressed(stack, backend):
-    with (
-        stack.http() as client,
-        client.stream(
-            "POST",
-            f"{stack.base_url}/responses",
-            headers={"Authorization": f"Bearer {TEST_KEY}", "Accept-Encoding": "gzip"},
-            json={"model": MODEL, "input": "Hi", "stream": True},
-        ) as raw,
-    ):
-        assert_valid_stream(sse_events(raw.iter_lines()))
-    assert raw.status_code == 200
-    assert raw.headers["content-type"].startswith("text/event-stream")
-    assert raw.headers["cache-control"] == "no-cache"
-    assert raw.headers["x-accel-buffering"] == "no"
-    assert "content-encoding" not in raw.headers
+    proxied.stream_headers_survive_uncompressed(stack)
 
 
 def test_plain_http_redirects_to_https(stack):
@@ -368,15 +331,4 @@ def test_plain_http_redirects_to_https(stack):
 
 
 def test_websocket_attempt_gets_the_gateways_clean_404(stack, backend):
-    upgrade = {
-        "Authorization": f"Bearer {TEST_KEY}",
-        "Connection": "Upgrade",
-        "Upgrade": "websocket",
-        "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-    }
-    with stack.http() as client:
-        answer = client.get(f"{stack.base_url}/responses", headers=upgrade)
-    assert answer.status_code == 404
-    assert answer.json()["error"]["code"] == "websocket_not_supported"
-    assert backend.chat_requests() == []
+    proxied.websocket_attempt_gets_the_gateways_clean_404(stack, backend)

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import ssl
 import subprocess
@@ -38,15 +37,14 @@ import pytest
 from app.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT
 from tests import fakebackend as fb
 from tests.conftest import TEST_KEY
+from tests.e2e import proxied
 from tests.integration.helpers import (
     MODEL,
     assert_openai_error,
-    assert_valid_stream,
     closed_port,
     create,
-    sse_events,
-    stream,
 )
+from tests.processes import terminate
 from tests.tls import self_signed_certificate
 
 try:  # openai 3.x ships its transport as httpx2
@@ -176,12 +174,7 @@ def running(command: list[str], log: Path, **options) -> Iterator[subprocess.Pop
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, STOP_TIMEOUT)
 
 
 def gunicorn(port: int, backend_url: str, workdir: Path) -> tuple[list[str], dict[str, str]]:
@@ -271,31 +264,11 @@ def sdk_via_nginx(stack: Stack) -> Iterator[openai.OpenAI]:
 
 
 def test_first_delta_arrives_before_the_backend_finishes(backend, sdk_via_nginx):
-    backend.enqueue(fb.text("one two three four five six", chunk_size=6, delay=0.5))
-    start = time.monotonic()
-    with sdk_via_nginx.responses.with_streaming_response.create(
-        model=MODEL, input="Count.", stream=True
-    ) as raw:
-        arrivals = [(time.monotonic() - start, line) for line in raw.iter_lines()]
-    response = assert_valid_stream(sse_events(line for _, line in arrivals))
-    assert response.output_text == "one two three four five six"
-    first_delta = next(at for at, line in arrivals if "response.output_text.delta" in line)
-    finished = arrivals[-1][0]
-    assert finished >= 2.0, f"chunks 0.5 s apart, yet the stream took {finished:.2f} s"
-    assert first_delta < finished / 2, f"first delta at {first_delta:.2f} s of {finished:.2f} s"
+    proxied.first_delta_arrives_before_the_backend_finishes(backend, sdk_via_nginx)
 
 
 def test_sdk_works_through_nginx_json_stream_and_previous_response(backend, sdk_via_nginx):
-    first = create(sdk_via_nginx, input="Remember the number 7.")
-    assert first.response.status == "completed"
-    assert backend.requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
-    backend.enqueue(fb.text("It was 7."))
-    second = stream(sdk_via_nginx, input="Which number?", previous_response_id=first.response.id)
-    assert second.response.output_text == "It was 7."
-    assert second.response.previous_response_id == first.response.id
-    history = [message["content"] for message in backend.chat_requests()[-1]["messages"]]
-    assert history[0] == "Remember the number 7."
-    assert history[-1] == "Which number?"
+    proxied.sdk_works_json_stream_and_previous_response(backend, sdk_via_nginx)
 
 
 def test_key_is_not_in_nginx_access_log(stack, backend, sdk_via_nginx):
@@ -323,21 +296,7 @@ def test_oversized_body_is_refused_by_nginx_in_openai_shape(stack, backend, sdk_
 
 
 def test_stream_headers_survive_nginx(stack, backend):
-    with (
-        stack.http() as client,
-        client.stream(
-            "POST",
-            f"{stack.base_url}/responses",
-            headers={"Authorization": f"Bearer {TEST_KEY}", "Accept-Encoding": "gzip"},
-            json={"model": MODEL, "input": "Hi", "stream": True},
-        ) as raw,
-    ):
-        assert_valid_stream(sse_events(raw.iter_lines()))
-    assert raw.status_code == 200
-    assert raw.headers["content-type"].startswith("text/event-stream")
-    assert raw.headers["cache-control"] == "no-cache"
-    assert raw.headers["x-accel-buffering"] == "no"
-    assert "content-encoding" not in raw.headers
+    proxied.stream_headers_survive_uncompressed(stack)
 
 
 def test_plain_http_redirects_to_https(stack):
@@ -348,15 +307,4 @@ def test_plain_http_redirects_to_https(stack):
 
 
 def test_websocket_attempt_gets_the_gateways_clean_404(stack, backend):
-    upgrade = {
-        "Authorization": f"Bearer {TEST_KEY}",
-        "Connection": "Upgrade",
-        "Upgrade": "websocket",
-        "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-    }
-    with stack.http() as client:
-        answer = client.get(f"{stack.base_url}/responses", headers=upgrade)
-    assert answer.status_code == 404
-    assert answer.json()["error"]["code"] == "websocket_not_supported"
-    assert backend.chat_requests() == []
+    proxied.websocket_attempt_gets_the_gateways_clean_404(stack, backend)

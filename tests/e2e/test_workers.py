@@ -18,6 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import openai
 import pytest
@@ -207,8 +209,10 @@ def test_flask_dev_server_serves_the_same_app(tmp_path, backend):
         log.close()
 
 
-def test_shutdown_lets_a_stream_in_flight_finish(start_gateway, backend):
-    gateway = start_gateway(GATEWAY_GRACEFUL_TIMEOUT="5")
+def sigterm_during_a_stream(
+    gateway: Gateway, backend: Any, while_stopping: Callable[[], None] = lambda: None
+) -> list[str]:
+    """Stream a slow answer and send SIGTERM at its first delta; return the lines after it."""
     backend.enqueue(text("x" * 40, chunk_size=4, delay=0.2))
     with requests.post(
         gateway.url + "/v1/responses",
@@ -221,7 +225,13 @@ def test_shutdown_lets_a_stream_in_flight_finish(start_gateway, backend):
             if "response.output_text.delta" in line:
                 gateway.process.send_signal(signal.SIGTERM)
                 break
-        rest = list(lines)
+        while_stopping()
+        return list(lines)
+
+
+def test_shutdown_lets_a_stream_in_flight_finish(start_gateway, backend):
+    gateway = start_gateway(GATEWAY_GRACEFUL_TIMEOUT="5")
+    rest = sigterm_during_a_stream(gateway, backend)
     assert any("response.completed" in line for line in rest)
     assert gateway.wait_for_exit(timeout=20) == 0  # bounded by the graceful timeout
 
@@ -244,20 +254,11 @@ def idle_keepalive_connection(gateway: Gateway) -> socket.socket:
 def test_stop_ends_with_the_last_stream_though_an_idle_connection_stays(start_gateway, backend):
     gateway = start_gateway(workers=1, GATEWAY_GRACEFUL_TIMEOUT="30")
     idle = idle_keepalive_connection(gateway)
-    backend.enqueue(text("x" * 40, chunk_size=4, delay=0.2))
-    with requests.post(
-        gateway.url + "/v1/responses",
-        json={"model": "fake-model", "input": "hi", "stream": True},
-        stream=True,
-        timeout=30,
-    ) as reply:
-        lines = reply.iter_lines(decode_unicode=True)
-        for line in lines:
-            if "response.output_text.delta" in line:
-                gateway.process.send_signal(signal.SIGTERM)
-                break
+
+    def idle_closed() -> None:
         assert idle.recv(1) == b"", "the idle connection was not closed on the stop"
-        rest = list(lines)
+
+    rest = sigterm_during_a_stream(gateway, backend, while_stopping=idle_closed)
     ended = time.monotonic()
     assert any("response.completed" in line for line in rest)
     assert gateway.wait_for_exit(timeout=30) == 0
