@@ -50,13 +50,14 @@ def history_for(owner: Owner, request: dict[str, Any]) -> list[dict[str, Any]]:
     previous = request.get("previous_response_id")
     conversation = request.get("conversation")
     if previous:
-        if not responses.response_exists(owner, previous):
+        chain = responses.chain_items(owner, previous)
+        if chain is None:
             raise NotFound(
                 f"Previous response with id '{previous}' not found.",
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
-        return responses.chain_items(owner, previous)
+        return chain
     if conversation:
         if conversations.get_conversation(owner, conversation) is None:
             raise NotFound(

@@ -49,7 +49,7 @@ WITH RECURSIVE chain(id, prev, depth) AS (
     FROM responses r JOIN chain c ON r.id = c.prev{ancestor}
 )
 SELECT i.body FROM chain c
-JOIN items i ON i.parent_id = c.id AND i.slot IN ('input', 'output')
+LEFT JOIN items i ON i.parent_id = c.id AND i.slot IN ('input', 'output')
 ORDER BY c.depth DESC, i.seq
 """
 # A runner may still record how it ended after a cancel; a failed (reaped) one may not.
@@ -326,14 +326,20 @@ def delete_response(owner: Owner, response_id: str) -> bool:
     return True
 
 
-def chain_items(owner: Owner, response_id: str) -> list[dict[str, Any]]:
-    """Return the inputs and outputs of the chain ending at `response_id`, oldest first."""
+def chain_items(owner: Owner, response_id: str) -> list[dict[str, Any]] | None:
+    """Return the inputs and outputs of the chain ending at `response_id`, oldest first.
+
+    None when `owner` has no such response (expired counts as gone): the one
+    query answers both, as each response of the chain gives at least a row.
+    """
     anchor, ancestor, oldest = scope.chain_conditions(db.param)
     sql = CHAIN_SQL.format(p=db.param, anchor=anchor, ancestor=ancestor)
     kept = (oldest,) if oldest is not None else ()
     whose = (owner.tenant_id, owner.owner_id)
-    cursor = db.execute_sql(sql, (response_id, *whose, *kept, *whose, *kept))
-    return [json.loads(row[0]) for row in cursor.fetchall()]
+    rows = db.execute_sql(sql, (response_id, *whose, *kept, *whose, *kept)).fetchall()
+    if not rows:
+        return None
+    return [json.loads(body) for (body,) in rows if body is not None]
 
 
 def items_by_id(owner: Owner, item_ids: list[str]) -> dict[str, dict[str, Any]]:
