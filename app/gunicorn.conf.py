@@ -13,12 +13,13 @@ import os
 import shutil
 import tempfile
 
-from app.config import load_settings
+from app.config import load_settings, open_relay
 
 # Where the gateway listens, as its settings say (HOST_PORT, or the YAML
 # file's host_port): an invalid value stops the start here, naming it.
 # Without HOST_PORT, GATEWAY_BIND may give a bind of any kind (unix:PATH).
-_server = load_settings().server
+_settings = load_settings()
+_server = _settings.server
 _host = f"[{_server.host}]" if ":" in _server.host else _server.host  # IPv6 in brackets
 if os.environ.get("GATEWAY_BIND") and not os.environ.get("HOST_PORT"):
     bind = os.environ["GATEWAY_BIND"]
@@ -67,6 +68,12 @@ def on_starting(server):
     this file (a test, a HUP) changes nothing.
     """
     global _made_metrics_dir
+    # GUNICORN_CMD_ARGS or the command line may bind elsewhere than the settings say.
+    hosts = [a if a.startswith("unix:") else a.rpartition(":")[0] for a in server.cfg.bind]
+    problem = open_relay(_settings, hosts)
+    if problem:
+        server.log.error("refusing to start: %s", problem)
+        raise SystemExit(1)
     os.environ["GATEWAY_WORKERS"] = str(server.cfg.workers)
     os.environ["GATEWAY_WORKER_CONNECTIONS"] = str(server.cfg.worker_connections)
     # A numeric backend address needs no lookup, but gevent's default resolver

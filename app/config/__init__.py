@@ -17,13 +17,21 @@ from app.config.settings import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SWEEP_INTERVAL,
+    AuthSettings,
     BackendSettings,
     ResponsesSettings,
     ServerSettings,
     Settings,
     StoreSettings,
 )
-from app.config.sources import BACKEND_ENV_KEYS, ENV_KEYS, KEYS, ConfigError, load_settings
+from app.config.sources import (
+    BACKEND_ENV_KEYS,
+    ENV_KEYS,
+    KEYS,
+    ConfigError,
+    load_settings,
+    open_relay,
+)
 
 __all__ = [
     "BACKEND_ENV_KEYS",
@@ -36,6 +44,7 @@ __all__ = [
     "DEFAULT_SWEEP_INTERVAL",
     "ENV_KEYS",
     "KEYS",
+    "AuthSettings",
     "BackendSettings",
     "ConfigError",
     "ResponsesSettings",
@@ -43,4 +52,5 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "load_settings",
+    "open_relay",
 ]

@@ -20,6 +20,10 @@ from app.config.settings import (
     CHAT_COMPLETIONS_SUFFIX,
     DEFAULT_BACKEND_URL,
     DEFAULT_HOST,
+    KEYS,
+    PASSTHROUGH,
+    SHARE_KEY,
+    SHARE_PROJECT,
 )
 
 MAX_PORT = 65535
@@ -171,6 +175,19 @@ class ResponsesSchema(Schema):
     reasoning_secret = Text()
 
 
+class AuthSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    mode = Text(validate=validate.OneOf((PASSTHROUGH, KEYS), error="expected one of {choices}"))
+    admin_token = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
+    secret = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
+    allow_open_relay = Switch()
+    sharing = Text(
+        validate=validate.OneOf((SHARE_PROJECT, SHARE_KEY), error="expected one of {choices}")
+    )
+
+
 class ExistingPath(fields.String):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         path = super()._deserialize(value, attr, data, **kwargs)
@@ -247,5 +264,6 @@ SECTION_SCHEMAS: dict[str, Schema] = {
     "server": ServerSchema(),
     "store": StoreSchema(),
     "responses": ResponsesSchema(),
+    "auth": AuthSchema(),
 }
 BACKEND_SCHEMA = BackendSchema()

@@ -2,14 +2,15 @@
 
 `Settings` holds the sections: `server` (listening, workers, logs), `store`
 (the database, its schema, retention), `responses` (how responses are
-run) and `backends` (one `BackendSettings` per model server). Nothing
+run), `auth` (who may call, and how callers are told apart) and
+`backends` (one `BackendSettings` per model server). Nothing
 here reads the environment or a file: app/config/sources.py does, and
 app/config/schema.py validates what it read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,8 @@ DEFAULT_BACKGROUND_LEASE = 30.0
 CHAT_COMPLETIONS_SUFFIX = "/chat/completions"
 SQLITE_SCHEMES = ("sqlite",)
 POSTGRES_SCHEMES = ("postgres", "postgresql")
+PASSTHROUGH, KEYS = "passthrough", "keys"
+SHARE_PROJECT, SHARE_KEY = "project", "key"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,24 @@ class ResponsesSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Who may call the gateway, and whose stored objects each caller sees."""
+
+    # passthrough: the client's key goes on to the backend, and tells its
+    # stored objects apart; keys: clients present the gateway's virtual keys.
+    mode: str = PASSTHROUGH
+    # A super-admin token for /v1/gateway (until admin tokens are made there).
+    admin_token: str | None = field(default=None, repr=False)
+    # The server secret behind key hashes, passthrough owners and idempotent
+    # replays (None: one kept in the store, beside the hashes it protects).
+    secret: str | None = field(default=None, repr=False)
+    # Serve beyond loopback with backend keys and no client auth (an auth proxy in front).
+    allow_open_relay: bool = False
+    # Within a tenant, a key reads its project's stored objects too (or only its own).
+    sharing: str = SHARE_PROJECT
+
+
+@dataclass(frozen=True)
 class BackendSettings:
     """One upstream model server, and the API it speaks (`api`; only `chat` so far)."""
 
@@ -132,4 +153,5 @@ class Settings:
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     responses: ResponsesSettings = ResponsesSettings()
+    auth: AuthSettings = AuthSettings()
     backends: tuple[BackendSettings, ...] = (BackendSettings(),)

@@ -12,6 +12,7 @@ name, or the section's path (`store.ttl`, `backends[1].base_url`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -22,8 +23,10 @@ from marshmallow import ValidationError
 
 from app.config.schema import BACKEND_SCHEMA, SECTION_SCHEMAS
 from app.config.settings import (
+    PASSTHROUGH,
     POSTGRES_SCHEMES,
     SQLITE_SCHEMES,
+    AuthSettings,
     BackendSettings,
     ResponsesSettings,
     ServerSettings,
@@ -69,10 +72,20 @@ KEYS = (
         "reject_unsupported_tools",
     ),
     Key("responses", "reasoning_secret", "GATEWAY_REASONING_SECRET", "reasoning_secret"),
+    Key("auth", "mode", "GATEWAY_AUTH", "auth"),
+    Key("auth", "admin_token", "GATEWAY_ADMIN_TOKEN", "admin_token"),
+    Key("auth", "secret", "GATEWAY_AUTH_SECRET", "auth_secret"),
+    Key("auth", "allow_open_relay", "GATEWAY_ALLOW_OPEN_RELAY", "allow_open_relay"),
+    Key("auth", "sharing", "GATEWAY_STORE_SHARING", "store_sharing"),
 )
 BY_FLAT = {key.flat: key for key in KEYS}
 BY_FIELD = {(key.section, key.field): key for key in KEYS}
-SECTIONS = {"server": ServerSettings, "store": StoreSettings, "responses": ResponsesSettings}
+SECTIONS = {
+    "server": ServerSettings,
+    "store": StoreSettings,
+    "responses": ResponsesSettings,
+    "auth": AuthSettings,
+}
 ENV_KEYS = {key.env: f"{key.section}.{key.field}" for key in KEYS if key.env}
 BACKEND_ENV_KEYS = {
     "OPENAI_API_ENDPOINT": "base_url",
@@ -153,6 +166,9 @@ def load_settings(
         settings, backends=tuple(_sized_pool(b, settings) for b in settings.backends)
     )
     _check_store(settings, raw)
+    problem = open_relay(settings, [settings.server.host])
+    if problem:
+        raise ConfigError(problem)
     return settings
 
 
@@ -245,3 +261,36 @@ def _check_store(settings: Settings, raw: Raw) -> None:
         )
     if scheme in SQLITE_SCHEMES and "?" in store.dsn:
         raise ConfigError(f"{named_dsn}: a SQLite file takes no parameters")
+
+
+def open_relay(settings: Settings, hosts: list[str]) -> str | None:
+    """Why serving on `hosts` would lend the backends' own keys to anyone (None: it would not).
+
+    In passthrough mode a caller needs no key of the gateway's; a backend
+    with its own key then serves whoever reaches the gateway. That is fine
+    on loopback, not beyond it. gunicorn.conf.py asks again with the
+    addresses gunicorn really binds (`GUNICORN_CMD_ARGS` may change them).
+    """
+    auth = settings.auth
+    if auth.mode != PASSTHROUGH or auth.allow_open_relay:
+        return None
+    keyed = [backend.name for backend in settings.backends if backend.api_key]
+    exposed = [host for host in hosts if not _is_loopback(host)]
+    if not keyed or not exposed:
+        return None
+    return (
+        f"GATEWAY_AUTH: passthrough with backend keys of its own ({', '.join(keyed)}) "
+        f"while listening on {exposed[0]} lends those keys to anyone who reaches it; "
+        "set GATEWAY_AUTH=keys, listen on 127.0.0.1, or set GATEWAY_ALLOW_OPEN_RELAY=true "
+        "if an authenticating proxy is in front"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """A loopback address or name (a unix socket counts: it is not on the network)."""
+    if host.startswith("unix:") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -9,6 +9,7 @@ the file.
 
 from __future__ import annotations
 
+import logging
 import os
 import runpy
 from pathlib import Path
@@ -89,9 +90,15 @@ def gunicorn_conf(environ: dict[str, str]) -> dict[str, Any]:
         return runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
 
 
-def started(environ: dict[str, str], workers: int = 1, connections: int = 1000) -> dict[str, str]:
+def started(
+    environ: dict[str, str],
+    workers: int = 1,
+    connections: int = 1000,
+    bind: tuple[str, ...] = ("127.0.0.1:8080",),
+) -> dict[str, str]:
     """The environment gunicorn's master hands its workers, from `environ` (kept as it is)."""
-    server = SimpleNamespace(cfg=SimpleNamespace(workers=workers, worker_connections=connections))
+    config = SimpleNamespace(workers=workers, worker_connections=connections, bind=list(bind))
+    server = SimpleNamespace(cfg=config, log=logging.getLogger("gunicorn.error"))
     with mock.patch.dict(os.environ, environ, clear=True):
         conf = runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
         assert os.environ == environ, "loading gunicorn.conf.py changed the environment"
@@ -99,6 +106,25 @@ def started(environ: dict[str, str], workers: int = 1, connections: int = 1000) 
         handed = dict(os.environ)
         conf["on_exit"](server)
     return handed
+
+
+@pytest.mark.parametrize(
+    ("bind", "refused"),
+    [
+        (("0.0.0.0:8080",), True),
+        (("127.0.0.1:8080", "[::]:8080"), True),
+        (("127.0.0.1:8080", "[::1]:8080"), False),
+        (("unix:/run/gateway.sock",), False),
+    ],
+)
+def test_gunicorn_refuses_to_lend_backend_keys_on_what_it_really_binds(bind, refused):
+    # HOST_PORT says loopback; GUNICORN_CMD_ARGS (here: the bind) may say otherwise.
+    environ = {"OPENAI_API_KEY": "sk-operator-0123456789", "HOST_PORT": "127.0.0.1:8080"}
+    if refused:
+        with pytest.raises(SystemExit):
+            started(environ, bind=bind)
+    else:
+        assert started(environ, bind=bind)["GATEWAY_WORKERS"] == "1"
 
 
 def test_gunicorn_tells_the_app_how_many_connections_a_worker_serves(tmp_path):
@@ -252,6 +278,7 @@ def test_backend_ca_bundle_names_the_certificates_an_https_backend_must_chain_to
 
 YAML_CONFIG = {
     "host_port": "0.0.0.0:7000",
+    "auth": "keys",  # backend keys of its own, beyond loopback: clients need keys
     "log_level": "WARNING",
     "store_type": "sqlite",
     "store_dsn": "/srv/gw.db",
