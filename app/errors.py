@@ -56,6 +56,36 @@ class InvalidRequest(GatewayError):
     error_type = "invalid_request_error"
 
 
+class Unauthorized(GatewayError):
+    """No key, or one the gateway does not accept (OpenAI answers these with 401 too)."""
+
+    status = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    """A known caller asked for what its key or role does not allow."""
+
+    status = 403
+    error_type = "invalid_request_error"
+    default_code = "permission_denied"
+
+
+class Conflict(GatewayError):
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class PreconditionFailed(GatewayError):
+    """`If-Match` named a version the object has moved on from."""
+
+    status = 412
+    error_type = "invalid_request_error"
+    default_code = "precondition_failed"
+
+
 class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"

@@ -7,6 +7,8 @@ import logging
 import re
 
 KEY_PATTERN = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+)([A-Za-z0-9_\-\.]{12,})")
+# A gateway virtual key wherever it stands (app/auth/tokens.py: its format).
+VIRTUAL_KEY_PATTERN = re.compile(r"gw-[a-z0-9]{8}_[A-Za-z0-9_-]{43}")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -19,7 +21,8 @@ def mask_key(key: str) -> str:
 
 def mask_secrets(text: str) -> str:
     """Mask every bearer token or api key that appears in `text`."""
-    return KEY_PATTERN.sub(lambda m: m.group(1) + mask_key(m.group(2)), text)
+    text = KEY_PATTERN.sub(lambda m: m.group(1) + mask_key(m.group(2)), text)
+    return VIRTUAL_KEY_PATTERN.sub(lambda m: mask_key(m.group(0)), text)
 
 
 class MaskingFilter(logging.Filter):

@@ -13,7 +13,7 @@ from app.auth.principal import Owner
 from app.errors import NotFound
 from app.protocol.ids import new_item_id
 from app.protocol.responses.objects import output_text_part
-from app.protocol.sealed_reasoning import open_reasoning
+from app.protocol.sealed import open_sealed
 from app.store import conversations, responses
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def open_sealed_reasoning(items: list[dict[str, Any]], secret: bytes) -> list[di
     for item in items:
         blob = item.get("encrypted_content") if item["type"] == "reasoning" else None
         if blob and not item.get("content"):
-            text = open_reasoning(blob, secret)
+            text = open_sealed(blob, secret)
             if text is None:
                 log.warning(
                     "reasoning item %s: encrypted_content not readable, left out", item["id"]

@@ -1,10 +1,12 @@
-"""Reasoning carried by the client: `encrypted_content` the gateway can read back.
+"""Text the gateway seals for itself and only it can open again.
 
-With `store: false` (Codex) nothing is kept on the server, so reasoning
-travels inside the reasoning item as an opaque blob: zlib-compressed text,
-encrypted with an HMAC-SHA256 keystream and authenticated (encrypt, then
-MAC). Only a gateway holding the same secret can open it; a blob that was
-tampered with or sealed under another secret opens to `None`.
+Reasoning carried by the client: with `store: false` (Codex) nothing is
+kept on the server, so reasoning travels inside the reasoning item as an
+opaque `encrypted_content` blob. The admin plane's idempotent replays are
+kept sealed in the store too. A blob is zlib-compressed text, encrypted
+with an HMAC-SHA256 keystream and authenticated (encrypt, then MAC). Only
+a gateway holding the same secret can open it; a blob that was tampered
+with or sealed under another secret opens to `None`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ TAG_BYTES = 32
 BLOCK_BYTES = 32
 
 
-def seal_reasoning(text: str, secret: bytes) -> str:
+def seal(text: str, secret: bytes) -> str:
     """Return an opaque token holding `text`."""
     nonce = os.urandom(NONCE_BYTES)
     plain = zlib.compress(text.encode())
@@ -30,7 +32,7 @@ def seal_reasoning(text: str, secret: bytes) -> str:
     return PREFIX + base64.urlsafe_b64encode(nonce + cipher + tag).decode()
 
 
-def open_reasoning(token: str, secret: bytes) -> str | None:
+def open_sealed(token: str, secret: bytes) -> str | None:
     """Return the text sealed in `token`, or None if it is not ours or was altered."""
     if not token.startswith(PREFIX):
         return None

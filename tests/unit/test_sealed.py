@@ -1,4 +1,4 @@
-"""Sealed reasoning (app/protocol/sealed_reasoning.py): the `encrypted_content` blob.
+"""Sealed reasoning (app/protocol/sealed.py): the `encrypted_content` blob.
 
 Only a gateway holding the same secret can read a token back; any change
 to it, another secret or garbage opens to None (never an exception); the
@@ -11,7 +11,7 @@ import base64
 
 import pytest
 
-from app.protocol.sealed_reasoning import PREFIX, open_reasoning, seal_reasoning
+from app.protocol.sealed import PREFIX, open_sealed, seal
 
 SECRET = b"gateway-test-secret-0123456789"
 TEXT = "The user wants the weather in Paris, so I should call get_weather first."
@@ -31,18 +31,18 @@ def with_raw_bytes(raw: bytes) -> str:
     ids=["sentence", "empty", "unicode", "long", "lines"],
 )
 def test_round_trip_returns_the_text(text):
-    assert open_reasoning(seal_reasoning(text, SECRET), SECRET) == text
+    assert open_sealed(seal(text, SECRET), SECRET) == text
 
 
 def test_token_is_prefixed_url_safe_ascii():
-    token = seal_reasoning(TEXT, SECRET)
+    token = seal(TEXT, SECRET)
     assert token.startswith(PREFIX)
     assert token.isascii() and not {"+", "/", " ", "\n"} & set(token)
 
 
 def test_token_does_not_reveal_the_text():
     text = "secret plan: " + "attack at dawn " * 20
-    token = seal_reasoning(text, SECRET)
+    token = seal(text, SECRET)
     raw = raw_bytes(token)
     for needle in ("attack at dawn", "secret plan"):
         assert needle not in token
@@ -51,31 +51,31 @@ def test_token_does_not_reveal_the_text():
 
 
 def test_sealing_the_same_text_twice_gives_different_tokens():
-    assert seal_reasoning(TEXT, SECRET) != seal_reasoning(TEXT, SECRET)
+    assert seal(TEXT, SECRET) != seal(TEXT, SECRET)
 
 
 def test_wrong_secret_opens_to_none():
-    token = seal_reasoning(TEXT, SECRET)
-    assert open_reasoning(token, b"another-secret") is None
-    assert open_reasoning(token, SECRET + b"x") is None
+    token = seal(TEXT, SECRET)
+    assert open_sealed(token, b"another-secret") is None
+    assert open_sealed(token, SECRET + b"x") is None
 
 
 @pytest.mark.parametrize("position", [0, 15, 16, 20, -33, -1], ids=lambda p: f"byte{p}")
 def test_any_flipped_bit_is_detected(position):
-    raw = bytearray(raw_bytes(seal_reasoning(TEXT, SECRET)))
+    raw = bytearray(raw_bytes(seal(TEXT, SECRET)))
     raw[position] ^= 0x01
-    assert open_reasoning(with_raw_bytes(bytes(raw)), SECRET) is None
+    assert open_sealed(with_raw_bytes(bytes(raw)), SECRET) is None
 
 
 @pytest.mark.parametrize("cut", [1, 32, 40], ids=lambda c: f"minus{c}")
 def test_truncated_token_is_detected(cut):
-    raw = raw_bytes(seal_reasoning(TEXT, SECRET))
-    assert open_reasoning(with_raw_bytes(raw[:-cut]), SECRET) is None
+    raw = raw_bytes(seal(TEXT, SECRET))
+    assert open_sealed(with_raw_bytes(raw[:-cut]), SECRET) is None
 
 
 def test_appended_bytes_are_detected():
-    raw = raw_bytes(seal_reasoning(TEXT, SECRET))
-    assert open_reasoning(with_raw_bytes(raw + b"\x00"), SECRET) is None
+    raw = raw_bytes(seal(TEXT, SECRET))
+    assert open_sealed(with_raw_bytes(raw + b"\x00"), SECRET) is None
 
 
 @pytest.mark.parametrize(
@@ -106,4 +106,4 @@ def test_appended_bytes_are_detected():
     ],
 )
 def test_garbage_opens_to_none(token):
-    assert open_reasoning(token, SECRET) is None
+    assert open_sealed(token, SECRET) is None

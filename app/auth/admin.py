@@ -1,0 +1,76 @@
+"""Who may use the admin plane (/v1/gateway/…), and how far their word reaches.
+
+An `Admin` has a role (`viewer` reads, `admin` also changes) and a scope:
+a tenant (None: every tenant, a super-admin) and, optionally, the key-name
+prefixes it may see and touch. The token of `GATEWAY_ADMIN_TOKEN` is a
+super-admin; only its HMAC is held, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.auth import bearer_token, tokens
+from app.errors import PermissionDenied, Unauthorized
+
+VIEWER, ADMIN = "viewer", "admin"
+ROLES = (VIEWER, ADMIN)
+STATIC_ACTOR = "admin-token:env"
+
+
+@dataclass(frozen=True)
+class Admin:
+    """An admin principal: who (for the audit log), its role, and its scope."""
+
+    actor: str
+    role: str
+    tenant_id: str | None = None  # None: a super-admin
+    key_prefixes: tuple[str, ...] = ()
+
+    @property
+    def is_super(self) -> bool:
+        return self.tenant_id is None
+
+    def sees_tenant(self, tenant_id: str) -> bool:
+        return self.tenant_id is None or self.tenant_id == tenant_id
+
+    def sees_key(self, tenant_id: str, name: str) -> bool:
+        if not self.sees_tenant(tenant_id):
+            return False
+        return not self.key_prefixes or name.startswith(self.key_prefixes)
+
+    def require_write(self) -> None:
+        if self.role != ADMIN:
+            raise PermissionDenied("This admin token may read, not change anything.")
+
+    def require_super(self) -> None:
+        if not self.is_super:
+            raise PermissionDenied("Only an admin of every tenant may do this.")
+
+
+class AdminAuth:
+    """Headers in, the admin they belong to out (or a 401)."""
+
+    def __init__(self, settings: Any, server_secret: bytes) -> None:
+        self.pepper = tokens.derive(server_secret, tokens.ADMIN_TOKEN_PEPPER)
+        # What the admin plane's use cases need of the server secret.
+        self.key_pepper = tokens.derive(server_secret, tokens.KEY_PEPPER)
+        self.replay_key = tokens.derive(server_secret, tokens.IDEMPOTENCY)
+        token = settings.auth.admin_token
+        self.static_hash = tokens.secret_hash(self.pepper, token) if token else None
+
+    def admin_for(self, headers: Mapping[str, str]) -> Admin:
+        presented = bearer_token(headers.get("Authorization", ""))
+        if not presented:
+            raise Unauthorized(
+                "The admin API needs an admin token: Authorization: Bearer <token>.",
+                code="missing_admin_token",
+            )
+        if self.static_hash is not None and hmac.compare_digest(
+            tokens.secret_hash(self.pepper, presented), self.static_hash
+        ):
+            return Admin(actor=STATIC_ACTOR, role=ADMIN)
+        raise Unauthorized("Unknown admin token.", code="invalid_admin_token")
