@@ -27,6 +27,7 @@ def create_conversation(
         updated_at=now,
         tenant_id=owner.tenant_id,
         owner_id=owner.owner_id,
+        project_id=owner.project_id,
     ).execute()
     insert_rows(StoredItem, item_rows(owner, conversation_id, CONVERSATION, items, now))
     return conversation_object(conversation_id, now, metadata)

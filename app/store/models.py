@@ -1,10 +1,11 @@
-"""Peewee models: stored responses, items, conversations, gateway secrets and leases.
+"""Peewee models: stored responses, items, conversations, gateway secrets and leases;
+tenants, virtual keys and the admin plane's audit log and idempotent replays.
 
 Items of every parent (a response's input, its output, a conversation) live
 in one table ordered by `seq`, so a chain or a conversation is read back in
 one query and paged by item id; `slot` says which list of its parent an
-item is in. Every stored object carries its `tenant_id` and `owner_id`
-(app/auth/principal.py: `Owner`), and every read is scoped to one
+item is in. Every stored object carries its `tenant_id`, `owner_id` and
+`project_id` (app/auth/principal.py: `Owner`), and every read is scoped to one
 (app/store/scope.py). The tables are made by the migrations
 (app/store/migrations/), which must end where these models are: a test
 compares the two.
@@ -34,6 +35,7 @@ INPUT, OUTPUT, CONVERSATION = "input", "output", "conversation"
 RESPONSE_SLOTS = (INPUT, OUTPUT)
 TENANT_LENGTH = 64
 OWNER_LENGTH = 128
+NAME_LENGTH = 256
 
 
 class BaseModel(Model):
@@ -57,6 +59,11 @@ def owner_field() -> CharField:
     )
 
 
+def project_field() -> CharField:
+    """The project a row was stored under (keys with the same project may read it)."""
+    return CharField(max_length=OWNER_LENGTH, null=True)
+
+
 class StoredResponse(BaseModel):
     """One response object as the API returns it (`body` is its JSON)."""
 
@@ -71,6 +78,7 @@ class StoredResponse(BaseModel):
     lease_until = DoubleField(null=True)  # a running background response's runner is alive
     tenant_id = tenant_field()
     owner_id = owner_field()
+    project_id = project_field()
 
     class Meta:
         table_name = "responses"
@@ -98,6 +106,7 @@ class StoredItem(BaseModel):
     body = TextField()
     tenant_id = tenant_field()
     owner_id = owner_field()
+    project_id = project_field()
 
     class Meta:
         table_name = "items"
@@ -111,6 +120,7 @@ class StoredConversation(BaseModel):
     updated_at = BigIntegerField(null=True, index=True)  # when its last item was added
     tenant_id = tenant_field()
     owner_id = owner_field()
+    project_id = project_field()
 
     class Meta:
         table_name = "conversations"
@@ -124,6 +134,7 @@ class StoredEvent(BaseModel):
     body = TextField()
     tenant_id = tenant_field()
     owner_id = owner_field()
+    project_id = project_field()
 
     class Meta:
         table_name = "response_events"
@@ -152,6 +163,104 @@ class GatewayLease(BaseModel):
         table_name = "gateway_leases"
 
 
+class Tenant(BaseModel):
+    """A team sharing the gateway: its keys, stored objects and spend are its own."""
+
+    id = CharField(primary_key=True, max_length=TENANT_LENGTH)
+    name = CharField(max_length=NAME_LENGTH)
+    status = CharField(max_length=16)  # active or disabled
+    metadata = TextField()
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+    version = IntegerField()
+
+    class Meta:
+        table_name = "tenants"
+
+
+class VirtualKey(BaseModel):
+    """A client's key to the gateway: found by `lookup_id`, checked by its secret's HMAC."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    lookup_id = CharField(max_length=16, unique=True)
+    tenant_id = CharField(max_length=TENANT_LENGTH)
+    name = CharField(max_length=NAME_LENGTH)
+    project_id = CharField(max_length=OWNER_LENGTH, null=True)
+    user_id = CharField(max_length=OWNER_LENGTH, null=True)
+    allowed_models = TextField(null=True)  # a JSON list of globs; null: every model
+    metadata = TextField()
+    status = CharField(max_length=16)  # active or disabled (expired is read off expires_at)
+    expires_at = BigIntegerField(null=True)
+    secret_hash = CharField(max_length=64)
+    last4 = CharField(max_length=4)
+    # After a rotation with a grace period, the secret before it works until then.
+    previous_hash = CharField(max_length=64, null=True)
+    previous_expires_at = BigIntegerField(null=True)
+    rotation_id = CharField(max_length=ID_LENGTH, null=True)
+    rotated_at = BigIntegerField(null=True)
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+    deleted_at = BigIntegerField(null=True)  # deleted keys stay, for the ledger's names
+    version = IntegerField()
+
+    class Meta:
+        table_name = "virtual_keys"
+
+
+# A name is unique among a tenant's keys that are not deleted.
+VirtualKey.add_index(
+    VirtualKey.index(
+        VirtualKey.tenant_id,
+        VirtualKey.name,
+        unique=True,
+        where=VirtualKey.deleted_at.is_null(),
+        name="virtualkey_tenant_id_name",
+    )
+)
+
+
+class AuthVersion(BaseModel):
+    """One row whose number every change of a key or tenant raises: workers' caches follow it."""
+
+    id = IntegerField(primary_key=True)
+    version = BigIntegerField()
+
+    class Meta:
+        table_name = "auth_version"
+
+
+class AuditEntry(BaseModel):
+    """One admin action: who, what, on which object, the fields it changed (never secrets)."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    created_at = BigIntegerField(index=True)
+    tenant_id = CharField(max_length=TENANT_LENGTH, null=True)
+    actor = CharField(max_length=NAME_LENGTH)
+    action = CharField(max_length=64)
+    resource_type = CharField(max_length=32)
+    resource_id = CharField(max_length=ID_LENGTH)
+    diff = TextField()
+    request_id = CharField(max_length=ID_LENGTH)
+
+    class Meta:
+        table_name = "audit_log"
+
+
+class IdempotentReplay(BaseModel):
+    """An admin request sent with an Idempotency-Key, and its answer, sealed, for 24 hours."""
+
+    actor = CharField(max_length=NAME_LENGTH)
+    key = CharField(max_length=NAME_LENGTH)
+    body_sha256 = CharField(max_length=64)
+    status = IntegerField(null=True)  # null while the first request runs
+    sealed = TextField(null=True)  # the answer's body, encrypted with the server's key
+    expires_at = BigIntegerField(index=True)
+
+    class Meta:
+        table_name = "idempotent_replays"
+        primary_key = CompositeKey("actor", "key")
+
+
 MODELS = [
     StoredResponse,
     StoredItem,
@@ -159,4 +268,9 @@ MODELS = [
     StoredEvent,
     GatewaySecret,
     GatewayLease,
+    Tenant,
+    VirtualKey,
+    AuthVersion,
+    AuditEntry,
+    IdempotentReplay,
 ]

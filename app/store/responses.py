@@ -69,6 +69,7 @@ def item_rows(
             "body": dumps(item),
             "tenant_id": owner.tenant_id,
             "owner_id": owner.owner_id,
+            "project_id": owner.project_id,
         }
         for item in items
     ]
@@ -199,7 +200,10 @@ def fail_abandoned(response_id: str, now: float, reap: Reaper) -> bool:
     and gives the events that end its stream. False if its runner renewed it or it ended."""
     row = (
         StoredResponse.select(
-            StoredResponse.body, StoredResponse.tenant_id, StoredResponse.owner_id
+            StoredResponse.body,
+            StoredResponse.tenant_id,
+            StoredResponse.owner_id,
+            StoredResponse.project_id,
         )
         .where(
             (StoredResponse.id == response_id)
@@ -211,7 +215,7 @@ def fail_abandoned(response_id: str, now: float, reap: Reaper) -> bool:
     )
     if row is None:
         return False
-    owner = Owner(row[1], row[2])
+    owner = Owner(row[1], row[2], row[3])
     events = [
         json.loads(body)
         for (body,) in StoredEvent.select(StoredEvent.body)
@@ -247,6 +251,7 @@ def _response_row(
         "lease_until": lease_until,
         "tenant_id": owner.tenant_id,
         "owner_id": owner.owner_id,
+        "project_id": owner.project_id,
     }
 
 
@@ -279,6 +284,7 @@ def append_events(owner: Owner, response_id: str, events: list[dict[str, Any]]) 
             "body": dumps(event),
             "tenant_id": owner.tenant_id,
             "owner_id": owner.owner_id,
+            "project_id": owner.project_id,
         }
         for event in events
     ]
@@ -332,11 +338,9 @@ def chain_items(owner: Owner, response_id: str) -> list[dict[str, Any]] | None:
     None when `owner` has no such response (expired counts as gone): the one
     query answers both, as each response of the chain gives at least a row.
     """
-    anchor, ancestor, oldest = scope.chain_conditions(db.param)
+    anchor, ancestor, values = scope.chain_conditions(owner, db.param)
     sql = CHAIN_SQL.format(p=db.param, anchor=anchor, ancestor=ancestor)
-    kept = (oldest,) if oldest is not None else ()
-    whose = (owner.tenant_id, owner.owner_id)
-    rows = db.execute_sql(sql, (response_id, *whose, *kept, *whose, *kept)).fetchall()
+    rows = db.execute_sql(sql, (response_id, *values)).fetchall()
     if not rows:
         return None
     return [json.loads(body) for (body,) in rows if body is not None]

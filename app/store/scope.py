@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.auth.principal import Owner
+from app.auth.principal import ANONYMOUS, Owner
 from app.store.models import (
     CONVERSATION,
     RESPONSE_SLOTS,
@@ -25,8 +25,27 @@ from app.store.retention import oldest_kept
 
 
 def owned(model: Any, owner: Owner) -> Any:
-    """The rows of `model` that `owner` owns."""
-    return (model.tenant_id == owner.tenant_id) & (model.owner_id == owner.owner_id)
+    """The rows of `model` that `owner` may read: its own, and what it shares in."""
+    if owner.reads_anonymous and owner.owner_id != ANONYMOUS:
+        whose = model.owner_id.in_((owner.owner_id, ANONYMOUS))
+    else:
+        whose = model.owner_id == owner.owner_id
+    if owner.reads_project and owner.project_id is not None:
+        whose |= model.project_id == owner.project_id
+    return (model.tenant_id == owner.tenant_id) & whose
+
+
+def owned_sql(owner: Owner, alias: str, param: str) -> tuple[str, tuple[str, ...]]:
+    """`owned` as SQL on the table named `alias`, and its parameters (for hand-written queries)."""
+    sql = f"{alias}.tenant_id = {param} AND ({alias}.owner_id = {param}"
+    values: tuple[str, ...] = (owner.tenant_id, owner.owner_id)
+    if owner.reads_anonymous and owner.owner_id != ANONYMOUS:
+        sql += f" OR {alias}.owner_id = {param}"
+        values += (ANONYMOUS,)
+    if owner.reads_project and owner.project_id is not None:
+        sql += f" OR {alias}.project_id = {param}"
+        values += (owner.project_id,)
+    return sql + ")", values
 
 
 def response(owner: Owner, response_id: str) -> Any:
@@ -70,12 +89,15 @@ def events(owner: Owner, response_id: str, after: int) -> Any:
     return clause & (StoredEvent.sequence_number > after)
 
 
-def chain_conditions(param: str) -> tuple[str, str, int | None]:
-    """SQL for the chain query: the anchor's and each ancestor's owner (and age) checks."""
+def chain_conditions(owner: Owner, param: str) -> tuple[str, str, tuple[Any, ...]]:
+    """SQL for the chain query: the anchor's and each ancestor's owner (and age) checks,
+    and the parameters of both, in order."""
+    anchor, anchor_values = owned_sql(owner, "responses", param)
+    ancestor, ancestor_values = owned_sql(owner, "r", param)
     oldest = oldest_kept()
-    anchor = f" AND tenant_id = {param} AND owner_id = {param}"
-    ancestor = f" WHERE r.tenant_id = {param} AND r.owner_id = {param}"
     if oldest is not None:
-        anchor += f" AND created_at >= {param}"
+        anchor += f" AND responses.created_at >= {param}"
         ancestor += f" AND r.created_at >= {param}"
-    return anchor, ancestor, oldest
+        anchor_values += (oldest,)
+        ancestor_values += (oldest,)
+    return f" AND {anchor}", f" WHERE {ancestor}", anchor_values + ancestor_values

@@ -1,44 +1,48 @@
 """Every stored object is its owner's: another owner finds nothing, by any route or reference.
 
-The gateway has one caller so far (passthrough: the anonymous principal),
-so this test plugs in an auth mode of its own at the extension point
-(`app.extensions["auth"]`), whose principals are told apart by their key:
-the real store, services and routes then serve two owners. Owner B walks
-every route and every reference (`previous_response_id`, `conversation`,
+Owners are told apart as each auth mode does: in passthrough by the
+client's own key (an HMAC of it), in keys mode by the virtual key, with
+another tenant or another project of the same tenant. Owner B walks every
+route and every reference (`previous_response_id`, `conversation`,
 `item_reference`, a background stream, a cancel) to owner A's objects:
 each is a 404 in the OpenAI shape, nothing reaches the backend, and A's
-objects are as they were.
+objects are as they were. Keys of one project share what they store
+(unless `store_sharing` is `key`); in passthrough, what a caller without
+a key stored (as everything before owners) stays readable with a key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import openai
 import pytest
 
-from app.auth import bearer_token
-from app.auth.principal import Principal
 from tests import fakebackend as fb
 from tests.conftest import sdk_for
 from tests.integration.helpers import MODEL, assert_openai_error, create, retrieve
 from tests.integration.ops_helpers import follow, wait_for_status
+from tests.integration.tenancy import KEYS_MODE, AdminClient, key_sdk
+
+OWNERS_APART = ["passthrough keys", "other tenant", "other project"]
 
 
-class KeyedByBearer:
-    """An auth mode for the test: each bearer key is its own owner (and is passed on)."""
+def keyed_pair(make_app, settings: dict[str, Any], first: dict, second: dict):
+    app = make_app(**KEYS_MODE, **settings)
+    admin = AdminClient(app)
+    for tenant in {first.get("tenant_id"), second.get("tenant_id")} - {None}:
+        admin.tenant(tenant)
+    return app, key_sdk(app, admin.key("a", **first)), key_sdk(app, admin.key("b", **second))
 
-    def principal_for(self, headers: Mapping[str, str]) -> Principal:
-        key = bearer_token(headers.get("Authorization", ""))
-        return Principal(key_id=key, backend_key=key)
 
-
-@pytest.fixture
-def two_owners(make_app, store_settings):
-    app = make_app(**store_settings)
-    app.extensions["auth"] = KeyedByBearer()
-    return app, sdk_for(app, api_key="sk-owner-a"), sdk_for(app, api_key="sk-owner-b")
+@pytest.fixture(params=OWNERS_APART)
+def two_owners(request, make_app, store_settings):
+    if request.param == "passthrough keys":
+        app = make_app(**store_settings)
+        return app, sdk_for(app, api_key="sk-owner-a"), sdk_for(app, api_key="sk-owner-b")
+    if request.param == "other tenant":
+        return keyed_pair(make_app, store_settings, {"tenant_id": "t-a"}, {"tenant_id": "t-b"})
+    return keyed_pair(make_app, store_settings, {"project_id": "p1"}, {"project_id": "p2"})
 
 
 def not_found(call: Any) -> dict[str, Any]:
@@ -100,3 +104,37 @@ def test_another_owner_finds_nothing_by_any_route(two_owners, backend):
     backend.enqueue(fb.text("Twenty-eight."))
     continued = create(a, input="Again.", previous_response_id=second["id"])
     assert continued.response.output_text == "Twenty-eight."
+
+
+@pytest.mark.parametrize(("sharing", "shared"), [(None, True), ("key", False)])
+def test_keys_of_one_project_share_what_they_store(make_app, backend, sharing, shared):
+    settings = {"store_sharing": sharing} if sharing else {}
+    project = {"project_id": "p1"}
+    _, a, b = keyed_pair(make_app, settings, project, project)
+    first = create(a, input="Pick a number.").body
+    conversation = a.conversations.create(items=[{"role": "user", "content": "I like cats."}])
+    if shared:
+        assert retrieve(b, first["id"]) == first
+        assert b.conversations.retrieve(conversation.id).id == conversation.id
+        backend.enqueue(fb.text("Seven."))
+        assert create(b, input="Again", previous_response_id=first["id"]).response.output_text
+    else:
+        not_found(lambda: b.responses.retrieve(first["id"]))
+        not_found(lambda: b.conversations.retrieve(conversation.id))
+
+
+def test_a_key_without_a_project_shares_with_no_one(make_app, backend):
+    _, a, b = keyed_pair(make_app, {}, {}, {})
+    first = create(a, input="Mine.").body
+    not_found(lambda: b.responses.retrieve(first["id"]))
+
+
+def test_in_passthrough_what_was_stored_without_a_key_stays_readable(make_app, backend):
+    app = make_app()
+    anonymous = app.test_client()
+    stored = anonymous.post("/v1/responses", json={"model": MODEL, "input": "Hi"}).get_json()
+    keyed = sdk_for(app, api_key="sk-owner-a")
+    assert retrieve(keyed, stored["id"]) == stored
+    mine = create(keyed, input="Mine.").body
+    assert anonymous.get(f"/v1/responses/{mine['id']}").status_code == 404
+    assert sdk_for(app, api_key="sk-owner-b").responses.retrieve(stored["id"]).id == stored["id"]

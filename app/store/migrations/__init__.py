@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 from peewee import Database, OperationalError, PostgresqlDatabase, ProgrammingError
 
-from app.store.migrations import m001_first_release, m002_operations, m003_owners
+from app.store.migrations import (
+    m001_first_release,
+    m002_operations,
+    m003_owners,
+    m004_tenancy,
+)
 from app.store.models import db
 from app.store.writes import write_transaction
 
@@ -53,6 +58,7 @@ MIGRATIONS = (
     Migration(1, "first release", m001_first_release.apply),
     Migration(2, "retention, background leases, sweeps", m002_operations.apply),
     Migration(3, "tenants and owners; items' parent and slot", m003_owners.apply),
+    Migration(4, "projects; tenants, keys, audit log, idempotent replays", m004_tenancy.apply),
 )
 LATEST = MIGRATIONS[-1].number
 
