@@ -90,6 +90,7 @@ class RequestRecord:
     first_token_seconds: float | None = None
     outcome: str = "-"
     labels: ModelLabels | None = None  # what `model` becomes as a metrics label
+    request_id: str = ""  # sent back as x-request-id; the audit log names it
 
     def model_label(self) -> str:
         """The metrics' name for this request's model (a bounded set: `ModelLabels`)."""
@@ -121,6 +122,7 @@ class RequestRecord:
 
     def _log_line(self, duration: float, json_logs: bool) -> None:
         fields = {
+            "request_id": self.request_id,
             "method": self.method,
             "route": self.route,
             "model": self.model,

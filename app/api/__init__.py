@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.api import conversations, health, metrics, models, openapi, responses
+from app.api import conversations, gateway, health, metrics, models, openapi, responses
+from app.api.http import request_context
 from app.errors import GatewayError, NotFound, PayloadTooLarge, error_body
 from app.observe import RequestRecord
 
 log = logging.getLogger(__name__)
 
+DATA_PLANE = ("responses", "conversations", "models")
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
 def init_app(app: Flask, settings: Any) -> None:
     """Register the blueprints, the request log and the one error-rendering path."""
     json_logs = settings.server.json_logs
-    for module in (responses, conversations, models, health, metrics, openapi):
+    for module in (responses, conversations, models, health, metrics, openapi, gateway):
         app.register_blueprint(module.bp)
 
     @app.before_request
     def start_record() -> None:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
-        g.record = RequestRecord(request.method, rule, labels=app.extensions["model_labels"])
+        g.record = RequestRecord(
+            request.method,
+            rule,
+            labels=app.extensions["model_labels"],
+            request_id=f"req_{os.urandom(16).hex()}",
+        )
 
     @app.before_request
     def refuse_websocket() -> None:
@@ -38,10 +46,18 @@ def init_app(app: Flask, settings: Any) -> None:
                 code="websocket_not_supported",
             )
 
+    @app.before_request
+    def authenticate() -> None:
+        # The caller first: a request without a valid key gets its 401 before
+        # its body is read, as OpenAI answers.
+        if request.blueprint in DATA_PLANE:
+            request_context()
+
     @app.after_request
     def finish_record(response: Response) -> Response:
         record = g.get("record")
         if record is not None:
+            response.headers["x-request-id"] = record.request_id
             record.status = response.status_code
             response.call_on_close(lambda: record.finish(json_logs))
         return response

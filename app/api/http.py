@@ -92,7 +92,7 @@ def flag_arg(name: str) -> bool:
     return value in ("true", "1")
 
 
-def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+def int_arg(name: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
     """A whole-number query parameter within bounds, checked."""
     raw = request.args.get(name)
     if raw is None:
@@ -107,10 +107,10 @@ def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -
     return value
 
 
-def page_args() -> dict[str, Any]:
+def page_args(default: int = DEFAULT_PAGE, maximum: int = MAX_PAGE) -> dict[str, Any]:
     """`limit`, `order`, `after`, `before` of a list request, checked."""
     args = request.args
-    limit = int_arg("limit", default=DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE)
+    limit = int_arg("limit", default=default, minimum=1, maximum=maximum)
     order = args.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("Invalid 'order': expected 'asc' or 'desc'.", param="order")

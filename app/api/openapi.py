@@ -10,7 +10,10 @@ from typing import Any
 from flask import Blueprint, Response
 from marshmallow import Schema, validate
 
+from app.api.gateway import MAX_ADMIN_PAGE
+from app.api.gateway.keys import FILTER_STATUSES
 from app.api.http import MAX_PAGE, MAX_SEQUENCE_NUMBER
+from app.protocol.gateway import schemas as admin
 from app.protocol.responses.openapi import build_document
 from app.protocol.responses.schemas import (
     AddItemsRequest,
@@ -37,6 +40,26 @@ class PageQuery(Schema):
     before = Text()
 
 
+class AdminPageQuery(PageQuery):
+    """The admin plane's lists: up to 500 a page."""
+
+    limit = Integer(validate=validate.Range(1, MAX_ADMIN_PAGE))
+
+
+class KeyQuery(AdminPageQuery):
+    tenant_id = Text()
+    project_id = Text()
+    status = Text(validate=validate.OneOf(FILTER_STATUSES))
+    name_prefix = Text()
+
+
+class AuditQuery(AdminPageQuery):
+    start = Integer(validate=validate.Range(min=0))
+    end = Integer(validate=validate.Range(min=0))
+    actor = Text()
+    resource = Text()
+
+
 class FollowQuery(Schema):
     """What retrieving a response reads: `?stream=true&starting_after=N` resumes its events."""
 
@@ -50,10 +73,63 @@ class HealthQuery(Schema):
     ready = Flag()
 
 
-# Operations that reach a backend pass its 4xx refusals on.
-UPSTREAM_ERRORS = ("400", "404", "4XX", "5XX")
+# Operations that reach a backend pass its 4xx refusals on; a key may not allow the model.
+UPSTREAM_ERRORS = ("400", "401", "403", "404", "4XX", "5XX")
 RESPONSE = "/v1/responses/{response_id}"
 CONVERSATION = "/v1/conversations/{conversation_id}"
+# The admin plane: a role or scope may refuse; a POST may conflict; a PATCH may be stale.
+ADMIN_READ = ("400", "401", "403", "404", "5XX")
+ADMIN_WRITE = ("400", "401", "403", "404", "409", "5XX")
+ADMIN_PATCH = (*ADMIN_WRITE, "412")
+TENANT = "/v1/gateway/tenants/{tenant_id}"
+KEY = "/v1/gateway/keys/{key_id}"
+ADMIN_PATHS: dict[str, dict[str, Any]] = {
+    "/v1/gateway/tenants": {
+        "post": {
+            "summary": "Create a tenant",
+            "body": admin.CreateTenant,
+            "errors": ADMIN_WRITE,
+            "object_statuses": ("201",),
+        },
+        "get": {"summary": "List tenants", "query": AdminPageQuery, "errors": ADMIN_READ},
+    },
+    TENANT: {
+        "get": {"summary": "Retrieve a tenant", "errors": ADMIN_READ},
+        "patch": {"summary": "Update a tenant", "body": admin.UpdateTenant, "errors": ADMIN_PATCH},
+        "delete": {"summary": "Delete a tenant", "errors": ADMIN_WRITE},
+    },
+    "/v1/gateway/keys": {
+        "post": {
+            "summary": "Create a virtual key (its secret is shown once)",
+            "body": admin.CreateKey,
+            "errors": ADMIN_WRITE,
+            "object_statuses": ("201",),
+        },
+        "get": {"summary": "List virtual keys", "query": KeyQuery, "errors": ADMIN_READ},
+    },
+    KEY: {
+        "get": {"summary": "Retrieve a virtual key", "errors": ADMIN_READ},
+        "patch": {
+            "summary": "Update a virtual key",
+            "body": admin.UpdateKey,
+            "errors": ADMIN_PATCH,
+        },
+        "delete": {"summary": "Delete a virtual key", "errors": ADMIN_WRITE},
+    },
+    f"{KEY}/rotate": {
+        "post": {
+            "summary": "Rotate a key's secret",
+            "body": admin.RotateKey,
+            "errors": ADMIN_WRITE,
+        },
+    },
+    f"{KEY}/revoke-previous": {
+        "post": {"summary": "End a rotation's grace period", "errors": ADMIN_WRITE},
+    },
+    "/v1/gateway/audit": {
+        "get": {"summary": "List the audit log", "query": AuditQuery, "errors": ADMIN_READ},
+    },
+}
 PATHS: dict[str, dict[str, Any]] = {
     "/v1/responses": {
         "post": {
@@ -97,6 +173,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/ready": {
         "get": {"summary": "Readiness", "errors": (), "object_statuses": ("200", "503")},
     },
+    **ADMIN_PATHS,
 }
 
 

@@ -8,5 +8,8 @@ from app.services.context import RequestContext, ServiceContext
 
 
 def list_models(services: ServiceContext, context: RequestContext) -> dict[str, Any]:
-    """Every configured backend's models, as an OpenAI list (the first backend naming one wins)."""
-    return {"object": "list", "data": services.backends.list_models(context.principal)}
+    """The models of every configured backend that the caller may use, as an OpenAI list
+    (the first backend naming one wins)."""
+    principal = context.principal
+    models = services.backends.list_models(principal)
+    return {"object": "list", "data": [m for m in models if principal.may_use(m["id"])]}

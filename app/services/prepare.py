@@ -16,10 +16,10 @@ from typing import Any
 from app.auth.principal import Owner
 from app.backends import Backend
 from app.backends.dialects.base import Outgoing
-from app.errors import InvalidRequest, StoreError
+from app.errors import InvalidRequest, PermissionDenied, StoreError
 from app.protocol.ids import new_id
 from app.protocol.responses.objects import new_response
-from app.protocol.sealed_reasoning import seal_reasoning
+from app.protocol.sealed import seal
 from app.services import inputs
 from app.services.context import RequestContext, ServiceContext
 from app.store import conversations, db, responses
@@ -44,6 +44,12 @@ class Prepared:
 
 def prepare(services: ServiceContext, context: RequestContext, request: dict[str, Any]) -> Prepared:
     """Resolve everything a (validated) request needs; raise before anything is sent."""
+    if not context.principal.may_use(request["model"]):
+        raise PermissionDenied(
+            f"This key may not use the model '{request['model']}'.",
+            param="model",
+            code="model_not_allowed",
+        )
     backend = services.backends.for_model(request["model"])
     input_items = inputs.normalize_input(request.get("input"))
     owner = context.owner
@@ -81,13 +87,13 @@ def _sealer(
     if ENCRYPTED_REASONING not in (request.get("include") or ()):
         return lambda item: item
 
-    def seal(item: dict[str, Any]) -> dict[str, Any]:
+    def with_sealed_copy(item: dict[str, Any]) -> dict[str, Any]:
         if item["type"] != "reasoning":
             return item
         text = "".join(part["text"] for part in item.get("content") or ())
-        return {**item, "encrypted_content": seal_reasoning(text, services.reasoning_secret)}
+        return {**item, "encrypted_content": seal(text, services.reasoning_secret)}
 
-    return seal
+    return with_sealed_copy
 
 
 def persist(prepared: Prepared) -> None:

@@ -2,7 +2,8 @@
 
 A sweep removes, batch by batch, what retention no longer shows, prunes
 the events of background responses that ended a grace period ago, fails
-background responses whose runner died, and on SQLite gives freed pages
+background responses whose runner died, forgets the admin plane's
+idempotent replays after their 24 hours, and on SQLite gives freed pages
 back to the file system. Between batches it yields, so a worker sweeping
 goes on serving.
 
@@ -22,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from app.services import background
+from app.services.admin.idempotency import forget_lapsed
 from app.store import db, retention
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class SweepReport:
     conversations: int = 0
     event_streams: int = 0
     abandoned: int = 0
+    replays: int = 0
     pages_reclaimed: int = 0
 
     def __bool__(self) -> bool:
@@ -51,6 +54,7 @@ def sweep() -> SweepReport:
     report = SweepReport()
     with db.connection_context():
         report.abandoned = background.reap_abandoned()
+        report.replays = forget_lapsed()
         for field, step in (
             ("responses", retention.expire_responses),
             ("conversations", retention.expire_conversations),

@@ -44,6 +44,7 @@ PROMPT_TOKENS = 10  # what the fake backend reports
 LIVE_KEY = "sk-live-7Hq2XbV9mKp4Lr8sTz3WcNd6"
 ROUTE = "/v1/responses"
 LINE_FIELDS = {
+    "request_id",
     "method",
     "route",
     "model",
@@ -91,7 +92,12 @@ def test_one_request_line_per_request_with_its_facts(app, backend, log_records):
         with pytest.raises(openai.NotFoundError):
             gateway.sdk.responses.retrieve("resp_unknown")
         missing_line = next_line(log_records, 4)
-    assert json_line | {"duration_ms": "-"} == {
+    request_ids = [
+        line["request_id"] for line in (json_line, stream_line, error_line, missing_line)
+    ]
+    assert all(rid.startswith("req_") for rid in request_ids) and len(set(request_ids)) == 4
+    assert json_line | {"duration_ms": "-", "request_id": "-"} == {
+        "request_id": "-",
         "method": "POST",
         "route": ROUTE,
         "model": MODEL,

@@ -37,7 +37,11 @@ UNIONS = (
 )
 ERROR_RESPONSES = {
     "400": ("BadRequest", "The request is invalid."),
+    "401": ("Unauthorized", "No key, or one the gateway does not accept."),
+    "403": ("Forbidden", "The key or admin role does not allow this."),
     "404": ("NotFound", "No such object."),
+    "409": ("Conflict", "The request conflicts with what is stored."),
+    "412": ("PreconditionFailed", "If-Match named a version the object has moved on from."),
     "413": ("PayloadTooLarge", "The request body is too large."),
     "4XX": ("UpstreamRefusal", "The backend refused the request; its status is passed on."),
     "5XX": ("ServerError", "The gateway or its backend failed."),
@@ -162,10 +166,12 @@ def build_document(title: str, version: str, paths: dict[str, dict[str, Any]]) -
     `query` schema, whether it can answer with a `stream`, its `errors`
     (statuses answered in the error shape) and its `object_statuses`
     (answered with an object). Path parameters come from the `{names}` in
-    the path.
+    the path. Every operation may send a bearer key (required in keys mode,
+    and by the admin API).
     """
     plugin = MarshmallowPlugin()
-    spec = APISpec(title, version, OPENAPI_VERSION, plugins=[plugin])
+    spec = APISpec(title, version, OPENAPI_VERSION, plugins=[plugin], security=[{"bearer": []}, {}])
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     plugin.converter.add_attribute_function(custom_field2properties)
     spec.components.schema("Error", schema=ErrorBody)
     for name, description in ERROR_RESPONSES.values():
@@ -183,7 +189,7 @@ def _operation(
     body: type[Schema] | None = None,
     query: type[Schema] | None = None,
     stream: bool = False,
-    errors: tuple[str, ...] = ("400", "404", "5XX"),
+    errors: tuple[str, ...] = ("400", "401", "404", "5XX"),
     object_statuses: tuple[str, ...] = ("200",),
 ) -> dict:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]

@@ -1,0 +1,92 @@
+"""Use cases: tenants (a super-admin makes, changes, deletes them; a tenant admin sees its own)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from app.auth.principal import DEFAULT_TENANT
+from app.errors import Conflict, NotFound
+from app.protocol.gateway.objects import tenant_object
+from app.protocol.ids import new_id
+from app.services.admin import AdminContext, audit, check_version, commit_change, field_diff
+from app.store import tenancy
+from app.store.tenancy import TenantRow
+
+RESOURCE = "tenant"
+
+
+def visible_tenant(context: AdminContext, tenant_id: str) -> TenantRow:
+    """The tenant, if this admin's scope reaches it; else a 404."""
+    tenant = tenancy.get_tenant(tenant_id) if context.admin.sees_tenant(tenant_id) else None
+    if tenant is None:
+        raise NotFound(f"No tenant with id '{tenant_id}'.", param="tenant_id")
+    return tenant
+
+
+def create_tenant(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:
+    context.admin.require_super()
+    context.admin.require_write()
+    tenant_id = body.get("id") or new_id("tenant")
+
+    def create() -> TenantRow:
+        tenant = tenancy.insert_tenant(tenant_id, body["name"], body.get("metadata") or {})
+        made = tenant_object(tenant)
+        diff = field_diff(None, made)
+        audit(context, "tenant.create", (RESOURCE, tenant_id), tenant_id, diff, tenant.created_at)
+        return tenant
+
+    return tenant_object(commit_change(context, create))
+
+
+def get_tenant(context: AdminContext, tenant_id: str) -> dict[str, Any]:
+    return tenant_object(visible_tenant(context, tenant_id))
+
+
+def list_tenants(context: AdminContext, page: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    rows, more = tenancy.page_tenants(
+        page["limit"],
+        page["order"] == "asc",
+        page["after"],
+        page["before"],
+        only=context.admin.tenant_id,
+    )
+    return [tenant_object(row) for row in rows], more
+
+
+def update_tenant(
+    context: AdminContext, tenant_id: str, body: dict[str, Any], expected: int | None
+) -> dict[str, Any]:
+    context.admin.require_super()
+    context.admin.require_write()
+
+    def update() -> TenantRow:
+        before = visible_tenant(context, tenant_id)
+        check_version(before.version, expected)
+        after = tenancy.update_tenant(tenant_id, body, before.version)
+        if after is None:
+            check_version(-1, before.version)  # changed since it was read: a 412
+        diff = field_diff(tenant_object(before), tenant_object(after))
+        audit(context, "tenant.update", (RESOURCE, tenant_id), tenant_id, diff, after.updated_at)
+        return after
+
+    return tenant_object(commit_change(context, update))
+
+
+def delete_tenant(context: AdminContext, tenant_id: str) -> None:
+    context.admin.require_super()
+    context.admin.require_write()
+
+    def delete() -> None:
+        before = visible_tenant(context, tenant_id)
+        if tenant_id == DEFAULT_TENANT:
+            raise Conflict("The default tenant cannot be deleted.", code="tenant_in_use")
+        if tenancy.tenant_has_keys(tenant_id):
+            raise Conflict(
+                f"Tenant '{tenant_id}' still has keys: delete them first.", code="tenant_in_use"
+            )
+        tenancy.delete_tenant(tenant_id)
+        diff = field_diff(tenant_object(before), None)
+        audit(context, "tenant.delete", (RESOURCE, tenant_id), tenant_id, diff, int(time.time()))
+
+    commit_change(context, delete)
