@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+BENCH_AUTHORIZATION = "Bearer sk-bench-0000"  # the key every setup call sends
 WORKERS = 2
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -50,7 +51,7 @@ def http_call(port: int, method: str, path: str, body: dict | None = None) -> tu
     connection = http.client.HTTPConnection(HOST, port, timeout=60)
     try:
         payload = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench-0000"}
+        headers = {"Content-Type": "application/json", "Authorization": BENCH_AUTHORIZATION}
         connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         data = response.read()

@@ -28,6 +28,7 @@ from app.protocol.responses.schemas import (
 bp = Blueprint("openapi", __name__)
 
 TITLE = "Responses API gateway"
+ADMIN_DOCUMENT = "/v1/gateway/openapi.json"
 PACKAGE = "responses-gateway"
 
 
@@ -173,14 +174,19 @@ PATHS: dict[str, dict[str, Any]] = {
     "/ready": {
         "get": {"summary": "Readiness", "errors": (), "object_statuses": ("200", "503")},
     },
-    **ADMIN_PATHS,
 }
 
 
 @cache
 def document() -> dict[str, Any]:
-    """The OpenAPI document (built on first use, then reused)."""
+    """The OpenAPI document of the data plane (built on first use, then reused)."""
     return build_document(TITLE, _version(), PATHS)
+
+
+@cache
+def admin_document() -> dict[str, Any]:
+    """The admin plane's own document: /v1/gateway/… (an admin token's routes)."""
+    return build_document(f"{TITLE}: admin plane", _version(), ADMIN_PATHS)
 
 
 def _version() -> str:
@@ -191,10 +197,16 @@ def _version() -> str:
 
 
 @cache
-def _serialized() -> str:
-    return json.dumps(document(), ensure_ascii=False)
+def _serialized(admin: bool) -> str:
+    return json.dumps(admin_document() if admin else document(), ensure_ascii=False)
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return Response(_serialized(), mimetype="application/json")
+    return Response(_serialized(False), mimetype="application/json")
+
+
+@bp.get(ADMIN_DOCUMENT)
+def admin_openapi() -> Response:
+    """Public, as /openapi.json is: it describes routes, it holds no data."""
+    return Response(_serialized(True), mimetype="application/json")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from bench.markdown import section, table
-from bench.services import Service, backend_stats, http_call
+from bench.services import BENCH_AUTHORIZATION, Service, backend_stats, http_call
 from bench.targets import GATEWAY_BODY, MODEL, Target, load
 
 if TYPE_CHECKING:
@@ -80,15 +80,18 @@ def _conversation_with(gateway: Service, item_count: int) -> str:
 
 def history_load(body: dict) -> dict:
     """Load a request's history with the gateway's own code, counting SQL statements."""
-    from app.auth.principal import Owner
+    from app.auth import SERVER_SECRET, Passthrough, tokens
     from app.services.inputs import history_for
-    from app.store import db
+    from app.store import db, responses
 
     statements: list[str] = []
     with db.connection_context():
+        # Whose the benchmark's history is: the owner its key stands for (as the gateway sees it).
+        owner_key = tokens.derive(responses.shared_secret(SERVER_SECRET), tokens.PASSTHROUGH_OWNER)
+        owner = Passthrough(owner_key).principal_for({"Authorization": BENCH_AUTHORIZATION}).owner
         db.connection().set_trace_callback(statements.append)
         started = time.perf_counter()
-        items = history_for(Owner(), body)  # what the benchmark's anonymous clients stored
+        items = history_for(owner, body)
         elapsed = time.perf_counter() - started
         db.connection().set_trace_callback(None)
     return {"rows": len(items), "queries": len(statements), "load_ms": round(elapsed * 1000, 2)}

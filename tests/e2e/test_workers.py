@@ -282,6 +282,7 @@ def test_a_background_response_whose_worker_is_killed_fails_for_its_followers(
     with requests.get(
         f"{gateway.url}/v1/responses/{queued.id}",
         params={"stream": "true"},
+        headers={"Authorization": f"Bearer {CLIENT_KEY}"},  # its owner: another key gets a 404
         stream=True,
         timeout=30,
     ) as reply:
@@ -291,7 +292,7 @@ def test_a_background_response_whose_worker_is_killed_fails_for_its_followers(
     assert events[-1]["type"] == "response.failed"
     assert "worker running it ended" in final.error.message
     assert waited < lease + 5, f"the follower waited {waited:.1f}s for a dead runner"
-    stored = requests.get(f"{gateway.url}/v1/responses/{queued.id}", timeout=10).json()
+    stored = fresh_client(gateway).responses.retrieve(queued.id).model_dump()
     assert stored["status"] == "failed"
 
 
