@@ -17,6 +17,7 @@ from peewee import (
     SQL,
     AutoField,
     BigIntegerField,
+    BooleanField,
     CharField,
     CompositeKey,
     DatabaseProxy,
@@ -202,6 +203,10 @@ class VirtualKey(BaseModel):
     updated_at = BigIntegerField()
     deleted_at = BigIntegerField(null=True)  # deleted keys stay, for the ledger's names
     version = IntegerField()
+    budget_id = CharField(max_length=ID_LENGTH, null=True)  # a shared budget it also counts in
+    rpm_limit = IntegerField(null=True)
+    tpm_limit = IntegerField(null=True)
+    max_parallel_requests = IntegerField(null=True)
 
     class Meta:
         table_name = "virtual_keys"
@@ -261,6 +266,123 @@ class IdempotentReplay(BaseModel):
         primary_key = CompositeKey("actor", "key")
 
 
+class Budget(BaseModel):
+    """Micro-USD a key, a shared group of keys or a tenant may spend per period."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)  # key:vk_…, tenant:…, bud_…
+    tenant_id = tenant_field()
+    kind = CharField(max_length=16)  # key, group or tenant
+    name = CharField(max_length=NAME_LENGTH, null=True)
+    limit_micros = BigIntegerField()
+    soft_limit_micros = BigIntegerField(null=True)
+    period = CharField(max_length=16)  # none, daily, weekly, monthly
+    timezone = CharField(max_length=64)
+    period_start = BigIntegerField()  # of the period `spent_micros` counts
+    spent_micros = BigIntegerField()
+    reserved_micros = BigIntegerField()
+    metadata = TextField()
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+    version = IntegerField()
+
+    class Meta:
+        table_name = "budgets"
+        indexes = ((("tenant_id", "kind"), False),)
+
+
+class Reservation(BaseModel):
+    """What an admitted request holds (budget, parallel slot) until it settles or expires."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    key_id = CharField(max_length=ID_LENGTH)
+    budget_ids = TextField()  # comma-separated
+    amount_micros = BigIntegerField()
+    tokens = BigIntegerField()
+    window_start = BigIntegerField(null=True)
+    holds_slot = BooleanField()
+    created_at = BigIntegerField()
+    expires_at = BigIntegerField(index=True)
+
+    class Meta:
+        table_name = "reservations"
+
+
+class RateWindow(BaseModel):
+    """A key's requests and tokens in one minute."""
+
+    key_id = CharField(max_length=ID_LENGTH)
+    window_start = BigIntegerField(index=True)
+    requests = IntegerField()
+    tokens = BigIntegerField()
+
+    class Meta:
+        table_name = "rate_windows"
+        primary_key = CompositeKey("key_id", "window_start")
+
+
+class KeyInflight(BaseModel):
+    """How many requests of a key run now."""
+
+    key_id = CharField(primary_key=True, max_length=ID_LENGTH)
+    inflight = IntegerField()
+
+    class Meta:
+        table_name = "key_inflight"
+
+
+class Price(BaseModel):
+    """One model's price in one version of a price table (tenant '' : everyone's)."""
+
+    id = AutoField()
+    tenant_id = CharField(max_length=TENANT_LENGTH)
+    version = IntegerField()
+    model = CharField(max_length=NAME_LENGTH)
+    input_micros = BigIntegerField()  # per million tokens
+    cached_input_micros = BigIntegerField()
+    output_micros = BigIntegerField()
+    max_output_tokens = IntegerField(null=True)  # what a budget reserves without max_output_tokens
+    created_at = BigIntegerField()
+
+    class Meta:
+        table_name = "prices"
+        indexes = ((("tenant_id", "version", "model"), True),)
+
+
+class LedgerEntry(BaseModel):
+    """One request of a virtual key: who, what, how it ended, what it used and cost."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    created_at = BigIntegerField()
+    completed_at = BigIntegerField()
+    tenant_id = tenant_field()
+    key_id = CharField(max_length=ID_LENGTH)
+    key_name = CharField(max_length=NAME_LENGTH)
+    project_id = CharField(max_length=OWNER_LENGTH, null=True)
+    user_id = CharField(max_length=OWNER_LENGTH, null=True)
+    model = CharField(max_length=NAME_LENGTH)
+    endpoint = CharField(max_length=64)
+    response_id = CharField(max_length=ID_LENGTH, null=True)
+    status = CharField(max_length=32)
+    http_status = IntegerField()
+    input_tokens = BigIntegerField()
+    cached_input_tokens = BigIntegerField()
+    output_tokens = BigIntegerField()
+    reasoning_tokens = BigIntegerField()
+    reserved_micros = BigIntegerField()
+    cost_micros = BigIntegerField()
+    price_version = IntegerField(null=True)
+    stream = BooleanField()
+    estimated = BooleanField()  # the backend reported no usage: counted from the output
+    error_code = CharField(max_length=64, null=True)
+
+    class Meta:
+        table_name = "ledger"
+        indexes = (
+            (("tenant_id", "created_at"), False),
+            (("key_id", "created_at"), False),
+        )
+
+
 MODELS = [
     StoredResponse,
     StoredItem,
@@ -273,4 +395,10 @@ MODELS = [
     AuthVersion,
     AuditEntry,
     IdempotentReplay,
+    Budget,
+    Reservation,
+    RateWindow,
+    KeyInflight,
+    Price,
+    LedgerEntry,
 ]

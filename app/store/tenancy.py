@@ -16,9 +16,10 @@ from typing import Any
 
 from peewee import IntegrityError, fn
 
+from app.auth.principal import BudgetRef
 from app.compact_json import dumps
 from app.errors import Conflict
-from app.store.models import AuditEntry, AuthVersion, Tenant, VirtualKey, db
+from app.store.models import AuditEntry, AuthVersion, Budget, Tenant, VirtualKey, db
 
 AUTH_VERSION_ROW = 1
 ACTIVE, DISABLED = "active", "disabled"
@@ -57,6 +58,19 @@ class KeyRow:
     updated_at: int
     deleted_at: int | None
     version: int
+    budget_id: str | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_parallel_requests: int | None = None
+
+
+def key_budget_id(key_id: str) -> str:
+    """The id of a key's own budget."""
+    return f"key:{key_id}"
+
+
+def tenant_budget_id(tenant_id: str) -> str:
+    return f"tenant:{tenant_id}"
 
 
 def auth_version() -> int:
@@ -160,7 +174,7 @@ def page_tenants(
     query = Tenant.select()
     if only is not None:
         query = query.where(Tenant.id == only)
-    rows, more = _page(query, Tenant.id, limit, ascending, after, before)
+    rows, more = keyset_page(query, Tenant.id, limit, ascending, after, before)
     return [_tenant_row(row) for row in rows], more
 
 
@@ -187,8 +201,9 @@ def _key_columns(values: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def key_by_lookup(lookup_id: str) -> tuple[KeyRow, str] | None:
-    """The key a token names, with its tenant's status (None: no such key, or deleted)."""
+def key_by_lookup(lookup_id: str) -> tuple[KeyRow, str, tuple[BudgetRef, ...]] | None:
+    """The key a token names, its tenant's status and the budgets it counts in (None: no
+    such key, or deleted)."""
     row = (
         VirtualKey.select(VirtualKey, Tenant.status.alias("tenant_status"))
         .join(Tenant, on=Tenant.id == VirtualKey.tenant_id)
@@ -196,7 +211,16 @@ def key_by_lookup(lookup_id: str) -> tuple[KeyRow, str] | None:
         .objects()
         .first()
     )
-    return (_key_row(row), row.tenant_status) if row else None
+    if row is None:
+        return None
+    return _key_row(row), row.tenant_status, budgets_of(row.id, row.tenant_id, row.budget_id)
+
+
+def budgets_of(key_id: str, tenant_id: str, group_id: str | None) -> tuple[BudgetRef, ...]:
+    """The budgets a key's requests count in: its own, its shared group's, its tenant's."""
+    ids = [key_budget_id(key_id), tenant_budget_id(tenant_id), *([group_id] if group_id else [])]
+    query = Budget.select(Budget.id, Budget.period, Budget.timezone).where(Budget.id.in_(ids))
+    return tuple(BudgetRef(*row) for row in query.order_by(Budget.id).tuples())
 
 
 def get_key(key_id: str) -> KeyRow | None:
@@ -282,12 +306,12 @@ def page_keys(
     if tenant_id is not None:
         query = query.where(VirtualKey.tenant_id == tenant_id)
     if name_prefixes:
-        query = query.where(_any_prefix(VirtualKey.name, name_prefixes))
+        query = query.where(any_prefix(VirtualKey.name, name_prefixes))
     for name in ("tenant_id", "project_id"):
         if filters.get(name) is not None:
             query = query.where(getattr(VirtualKey, name) == filters[name])
     if filters.get("name_prefix"):
-        query = query.where(_any_prefix(VirtualKey.name, (filters["name_prefix"],)))
+        query = query.where(any_prefix(VirtualKey.name, (filters["name_prefix"],)))
     status = filters.get("status")
     now = int(time.time())
     expired = VirtualKey.expires_at.is_null(False) & (VirtualKey.expires_at <= now)
@@ -295,11 +319,11 @@ def page_keys(
         query = query.where(expired)
     elif status is not None:
         query = query.where((VirtualKey.status == status) & ~expired)
-    rows, more = _page(query, VirtualKey.id, limit, ascending, after, before)
+    rows, more = keyset_page(query, VirtualKey.id, limit, ascending, after, before)
     return [_key_row(row) for row in rows], more
 
 
-def _any_prefix(column: Any, prefixes: tuple[str, ...]) -> Any:
+def any_prefix(column: Any, prefixes: tuple[str, ...]) -> Any:
     """`column` starts with one of `prefixes` (compared exactly, not as a LIKE pattern)."""
     clause = None
     for prefix in prefixes:
@@ -308,7 +332,7 @@ def _any_prefix(column: Any, prefixes: tuple[str, ...]) -> Any:
     return clause
 
 
-def _page(
+def keyset_page(
     query: Any, key: Any, limit: int, ascending: bool, after: str | None, before: str | None
 ) -> tuple[list[Any], bool]:
     """A keyset page of `query` along the unique column `key`, and whether more follow."""
@@ -343,7 +367,7 @@ def page_audit(
         query = query.where(AuditEntry.actor == filters["actor"])
     if filters.get("resource"):
         query = query.where(AuditEntry.resource_id == filters["resource"])
-    rows, more = _page(query, AuditEntry.id, limit, False, after, None)
+    rows, more = keyset_page(query, AuditEntry.id, limit, False, after, None)
     entries = [
         {
             "id": row.id,

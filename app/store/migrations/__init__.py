@@ -26,6 +26,7 @@ from app.store.migrations import (
     m002_operations,
     m003_owners,
     m004_tenancy,
+    m005_limits,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -59,6 +60,9 @@ MIGRATIONS = (
     Migration(2, "retention, background leases, sweeps", m002_operations.apply),
     Migration(3, "tenants and owners; items' parent and slot", m003_owners.apply),
     Migration(4, "projects; tenants, keys, audit log, idempotent replays", m004_tenancy.apply),
+    Migration(
+        5, "budgets, reservations, rate windows, prices, the usage ledger", m005_limits.apply
+    ),
 )
 LATEST = MIGRATIONS[-1].number
 

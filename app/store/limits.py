@@ -1,0 +1,211 @@
+"""Budgets, rate windows and parallel slots: each check is the write that takes the share.
+
+Nothing here reads a count and then decides: a budget is reserved by one
+conditional UPDATE (`spent + reserved + estimate <= limit`, the period
+rolled inside the same statement), a minute's requests and tokens by one
+conditional upsert, a parallel slot likewise. PostgreSQL re-checks such a
+WHERE on the row it locked, and SQLite runs one writer at a time, so N
+concurrent requests whose estimates exceed a budget admit exactly the
+number that fits, on any number of workers and nodes. The caller runs
+`admit` in one transaction: a refusal of any part rolls back the others.
+
+`settle` is the other half, in the transaction that stores the response:
+the reservation row is deleted, and only the caller that deleted it takes
+the reserved amount back, so a reservation is released exactly once even
+when the sweeper (`release_expired`) got there first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.protocol.ids import new_id
+from app.store.models import Budget, KeyInflight, RateWindow, Reservation, db
+
+UNLIMITED = 2**62
+WINDOW_SECONDS = 60
+KEEP_WINDOWS_SECONDS = 2 * WINDOW_SECONDS
+
+RESERVE_BUDGET = (
+    "UPDATE budgets SET "
+    "spent_micros = CASE WHEN period_start < {p} THEN 0 ELSE spent_micros END, "
+    "period_start = CASE WHEN period_start < {p} THEN {p} ELSE period_start END, "
+    "reserved_micros = reserved_micros + {p} "
+    "WHERE id = {p} AND "
+    "(CASE WHEN period_start < {p} THEN 0 ELSE spent_micros END) + reserved_micros + {p} "
+    "<= limit_micros"
+)
+TAKE_WINDOW = (
+    "INSERT INTO rate_windows (key_id, window_start, requests, tokens) VALUES ({p}, {p}, 1, {p}) "
+    "ON CONFLICT (key_id, window_start) DO UPDATE SET "
+    "requests = rate_windows.requests + 1, tokens = rate_windows.tokens + excluded.tokens "
+    "WHERE rate_windows.requests + 1 <= {p} AND rate_windows.tokens + excluded.tokens <= {p} "
+    "RETURNING requests, tokens"
+)
+TAKE_SLOT = (
+    "INSERT INTO key_inflight (key_id, inflight) VALUES ({p}, 1) "
+    "ON CONFLICT (key_id) DO UPDATE SET inflight = key_inflight.inflight + 1 "
+    "WHERE key_inflight.inflight + 1 <= {p} RETURNING inflight"
+)
+
+
+class Refused(Exception):
+    """A limit said no: `which` is `requests`, `tokens`, `parallel` or `budget`."""
+
+    def __init__(self, which: str, window: WindowUse | None = None, budget_id: str = "") -> None:
+        super().__init__(which)
+        self.which = which
+        self.window = window
+        self.budget_id = budget_id
+
+
+@dataclass(frozen=True)
+class WindowUse:
+    """A key's minute: what it allows and what it has used (headers are made from it)."""
+
+    start: int
+    requests: int
+    tokens: int
+    rpm: int | None
+    tpm: int | None
+
+    @property
+    def reset_seconds(self) -> int:
+        return max(1, self.start + WINDOW_SECONDS - int(time.time()))
+
+
+@dataclass(frozen=True)
+class Held:
+    """What an admitted request holds until `settle`."""
+
+    reservation_id: str
+    budget_ids: tuple[str, ...]
+    amount: int
+    tokens: int
+    window: WindowUse | None
+    slot: bool
+
+
+def _sql(template: str) -> str:
+    return template.replace("{p}", db.param)
+
+
+def _one(sql: str, params: Sequence[object]) -> tuple | None:
+    return db.execute_sql(_sql(sql), params).fetchone()
+
+
+def admit(
+    key_id: str,
+    *,
+    rpm: int | None,
+    tpm: int | None,
+    max_parallel: int | None,
+    tokens: int,
+    budgets: Sequence[tuple[str, int]],
+    amount: int,
+    ttl: int,
+    now: float | None = None,
+) -> Held:
+    """Take a minute's share, a parallel slot and every budget's reservation, or raise `Refused`.
+
+    `budgets` are (budget id, start of its current period). Run inside the
+    caller's write transaction, which a refusal must roll back.
+    """
+    now = time.time() if now is None else now
+    window = None
+    if rpm is not None or tpm is not None:
+        window = _take_window(key_id, int(now) // WINDOW_SECONDS * WINDOW_SECONDS, rpm, tpm, tokens)
+    if max_parallel is not None and _one(TAKE_SLOT, (key_id, max_parallel)) is None:
+        raise Refused("parallel", window)
+    for budget_id, period_start in sorted(budgets):  # one order everywhere: no deadlock
+        params = (period_start,) * 3 + (amount, budget_id, period_start, amount)
+        if db.execute_sql(_sql(RESERVE_BUDGET), params).rowcount != 1:
+            raise Refused("budget", window, budget_id)
+    held = Held(
+        reservation_id=new_id("rsv"),
+        budget_ids=tuple(sorted(budget for budget, _ in budgets)),
+        amount=amount,
+        tokens=tokens,
+        window=window,
+        slot=max_parallel is not None,
+    )
+    Reservation.insert(
+        id=held.reservation_id,
+        key_id=key_id,
+        budget_ids=",".join(held.budget_ids),
+        amount_micros=amount,
+        tokens=tokens,
+        window_start=window.start if window else None,
+        holds_slot=held.slot,
+        created_at=int(now),
+        expires_at=int(now) + ttl,
+    ).execute()
+    return held
+
+
+def _take_window(
+    key_id: str, start: int, rpm: int | None, tpm: int | None, tokens: int
+) -> WindowUse:
+    requests_cap, tokens_cap = rpm or UNLIMITED, UNLIMITED if tpm is None else tpm
+    if tokens > tokens_cap:  # not even an empty minute would hold it
+        raise Refused("tokens", WindowUse(start, 0, 0, rpm, tpm))
+    row = _one(TAKE_WINDOW, (key_id, start, tokens, requests_cap, tokens_cap))
+    if row is not None:
+        return WindowUse(start, row[0], row[1], rpm, tpm)
+    used = (
+        RateWindow.select(RateWindow.requests, RateWindow.tokens)
+        .where((RateWindow.key_id == key_id) & (RateWindow.window_start == start))
+        .tuples()
+        .first()
+    ) or (0, 0)
+    window = WindowUse(start, used[0], used[1], rpm, tpm)
+    raise Refused("requests" if used[0] + 1 > requests_cap else "tokens", window)
+
+
+def settle(held: Held, key_id: str, cost: int, tokens: int) -> None:
+    """Charge what the request cost and give back what it held (in the caller's write)."""
+    released = Reservation.delete().where(Reservation.id == held.reservation_id).execute()
+    for budget_id in held.budget_ids:
+        update = {Budget.spent_micros: Budget.spent_micros + cost}
+        if released:
+            update[Budget.reserved_micros] = Budget.reserved_micros - held.amount
+        Budget.update(update).where(Budget.id == budget_id).execute()
+    if released and held.slot:
+        _release_slot(key_id)
+    if held.window is not None and tokens != held.tokens:
+        RateWindow.update(tokens=RateWindow.tokens + (tokens - held.tokens)).where(
+            (RateWindow.key_id == key_id) & (RateWindow.window_start == held.window.start)
+        ).execute()
+
+
+def _release_slot(key_id: str) -> None:
+    KeyInflight.update(inflight=KeyInflight.inflight - 1).where(
+        (KeyInflight.key_id == key_id) & (KeyInflight.inflight > 0)
+    ).execute()
+
+
+def expired_reservations(now: float, limit: int = 100) -> list[str]:
+    query = Reservation.select(Reservation.id).where(Reservation.expires_at <= now).limit(limit)
+    return [row[0] for row in query.tuples()]
+
+
+def release_expired(reservation_id: str) -> bool:
+    """Give back what a reservation whose request never settled held (in the caller's write)."""
+    row = Reservation.get_or_none(Reservation.id == reservation_id)
+    if row is None or not Reservation.delete().where(Reservation.id == reservation_id).execute():
+        return False
+    for budget_id in filter(None, row.budget_ids.split(",")):
+        Budget.update(reserved_micros=Budget.reserved_micros - row.amount_micros).where(
+            Budget.id == budget_id
+        ).execute()
+    if row.holds_slot:
+        _release_slot(row.key_id)
+    return True
+
+
+def forget_windows(now: float) -> int:
+    """Delete the minutes no limit looks at any more."""
+    cutoff = int(now) - KEEP_WINDOWS_SECONDS
+    return RateWindow.delete().where(RateWindow.window_start < cutoff).execute()
