@@ -86,6 +86,26 @@ class PreconditionFailed(GatewayError):
     default_code = "precondition_failed"
 
 
+class RateLimited(GatewayError):
+    """A key's requests, tokens or requests at once per its limits (OpenAI's 429)."""
+
+    status = 429
+    error_type = "requests"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, error_type: str = "requests", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.error_type = error_type  # requests or tokens, as OpenAI says which
+
+
+class QuotaExceeded(GatewayError):
+    """A budget has no room for the request: retrying will not help (x-should-retry: false)."""
+
+    status = 429
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
+
+
 class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"

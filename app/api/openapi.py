@@ -12,6 +12,7 @@ from marshmallow import Schema, validate
 
 from app.api.gateway import MAX_ADMIN_PAGE
 from app.api.gateway.keys import FILTER_STATUSES
+from app.api.gateway.usage import LEDGER_STATUSES
 from app.api.http import MAX_PAGE, MAX_SEQUENCE_NUMBER
 from app.protocol.gateway import schemas as admin
 from app.protocol.responses.openapi import build_document
@@ -55,10 +56,28 @@ class KeyQuery(AdminPageQuery):
 
 
 class AuditQuery(AdminPageQuery):
+    """Also the time range of the ledger's reads."""
+
     start = Integer(validate=validate.Range(min=0))
     end = Integer(validate=validate.Range(min=0))
     actor = Text()
     resource = Text()
+
+
+class LedgerQuery(AuditQuery):
+    key_id = Text()
+    model = Text()
+    status = Text(validate=validate.OneOf(LEDGER_STATUSES))
+    project_id = Text()
+    user_id = Text()
+
+
+class SummaryQuery(LedgerQuery):
+    group_by = Text()  # comma-separated: key, tenant, model, project, user, day
+
+
+class PriceQuery(Schema):
+    tenant_id = Text()
 
 
 class FollowQuery(Schema):
@@ -84,6 +103,7 @@ ADMIN_WRITE = ("400", "401", "403", "404", "409", "5XX")
 ADMIN_PATCH = (*ADMIN_WRITE, "412")
 TENANT = "/v1/gateway/tenants/{tenant_id}"
 KEY = "/v1/gateway/keys/{key_id}"
+BUDGET = "/v1/gateway/budgets/{budget_id}"
 ADMIN_PATHS: dict[str, dict[str, Any]] = {
     "/v1/gateway/tenants": {
         "post": {
@@ -129,6 +149,57 @@ ADMIN_PATHS: dict[str, dict[str, Any]] = {
     },
     "/v1/gateway/audit": {
         "get": {"summary": "List the audit log", "query": AuditQuery, "errors": ADMIN_READ},
+    },
+    "/v1/gateway/budgets": {
+        "post": {
+            "summary": "Create a shared budget",
+            "body": admin.CreateBudget,
+            "errors": ADMIN_WRITE,
+            "object_statuses": ("201",),
+        },
+        "get": {"summary": "List shared budgets", "query": AdminPageQuery, "errors": ADMIN_READ},
+    },
+    BUDGET: {
+        "get": {"summary": "Retrieve a shared budget", "errors": ADMIN_READ},
+        "patch": {
+            "summary": "Update a shared budget",
+            "body": admin.UpdateBudget,
+            "errors": ADMIN_PATCH,
+        },
+        "delete": {"summary": "Delete a shared budget", "errors": ADMIN_WRITE},
+    },
+    "/v1/gateway/prices": {
+        "get": {"summary": "The current price table", "query": PriceQuery, "errors": ADMIN_READ},
+        "put": {
+            "summary": "Write a new price table version",
+            "body": admin.PutPrices,
+            "errors": ADMIN_WRITE,
+        },
+    },
+    "/v1/gateway/ledger": {
+        "get": {"summary": "List the usage ledger", "query": LedgerQuery, "errors": ADMIN_READ},
+    },
+    "/v1/gateway/ledger.csv": {
+        "get": {
+            "summary": "Export the usage ledger as CSV",
+            "query": LedgerQuery,
+            "errors": ADMIN_READ,
+            "csv": True,
+        },
+    },
+    "/v1/gateway/usage/summary": {
+        "get": {"summary": "Usage summed by groups", "query": SummaryQuery, "errors": ADMIN_READ},
+    },
+    "/v1/gateway/usage/summary.csv": {
+        "get": {
+            "summary": "Usage summed by groups, as CSV",
+            "query": SummaryQuery,
+            "errors": ADMIN_READ,
+            "csv": True,
+        },
+    },
+    f"{TENANT}/usage": {
+        "get": {"summary": "A tenant's usage by model", "query": AuditQuery, "errors": ADMIN_READ},
     },
 }
 PATHS: dict[str, dict[str, Any]] = {

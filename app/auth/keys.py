@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 
 from app.auth import presented_key, tokens
-from app.auth.principal import Owner, Principal
+from app.auth.principal import BudgetRef, Limits, Owner, Principal
 from app.errors import Unauthorized
 from app.logs import mask_key
 from app.store import tenancy
@@ -30,6 +30,8 @@ MISSING = (
 )
 
 __all__ = ["VirtualKeys", "key_status"]
+
+Found = tuple[KeyRow, str, tuple[BudgetRef, ...]]  # the key, its tenant's status, its budgets
 
 
 def key_status(key: KeyRow, now: float) -> str:
@@ -45,7 +47,7 @@ class VirtualKeys:
     def __init__(self, pepper: bytes, share_projects: bool) -> None:
         self.pepper = pepper
         self.share_projects = share_projects
-        self.cache: dict[str, tuple[tuple[KeyRow, str] | None, float]] = {}
+        self.cache: dict[str, tuple[Found | None, float]] = {}
         self.version: int | None = None
 
     def principal_for(self, headers: Mapping[str, str]) -> Principal:
@@ -57,7 +59,7 @@ class VirtualKeys:
         now = time.time()
         if found is None or not self._secret_matches(found[0], parsed[1], now):
             raise Unauthorized(f"Incorrect API key provided: {mask_key(presented)}.")
-        key, tenant_status = found
+        key, tenant_status, budgets = found
         status = key_status(key, now)
         if status != ACTIVE:
             raise Unauthorized(f"This API key is {status}.", code=f"key_{status}")
@@ -72,6 +74,7 @@ class VirtualKeys:
             user_id=key.user_id,
             allowed_models=key.allowed_models,
             owner=owner,
+            limits=Limits(key.rpm_limit, key.tpm_limit, key.max_parallel_requests, budgets),
         )
 
     def _secret_matches(self, key: KeyRow, secret: str, now: float) -> bool:
@@ -80,7 +83,7 @@ class VirtualKeys:
         in_grace = key.previous_expires_at is not None and now < key.previous_expires_at
         return in_grace and tokens.matches(self.pepper, secret, key.previous_hash)
 
-    def _lookup(self, lookup_id: str) -> tuple[KeyRow, str] | None:
+    def _lookup(self, lookup_id: str) -> Found | None:
         now = time.monotonic()
         version = tenancy.auth_version()
         if version != self.version or len(self.cache) >= MAX_CACHED:

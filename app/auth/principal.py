@@ -34,6 +34,33 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class BudgetRef:
+    """A budget a request counts in: its id, and the calendar its period follows."""
+
+    id: str
+    period: str  # none, daily, weekly, monthly
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a key may take: requests and tokens a minute, requests at once, budgets."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budgets: tuple[BudgetRef, ...] = ()
+
+    def any(self) -> bool:
+        return bool(self.budgets) or any(
+            value is not None for value in (self.rpm, self.tpm, self.max_parallel)
+        )
+
+
+NO_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
 class Principal:
     """The caller: its tenant, key, project, user, what it may use, and the key to forward."""
 
@@ -48,6 +75,7 @@ class Principal:
     # The key sent to a backend that has none of its own (the client's, in passthrough).
     backend_key: str | None = field(default=None, repr=False)
     owner: Owner = Owner()
+    limits: Limits = NO_LIMITS
 
     def may_use(self, model: str) -> bool:
         """Tell whether this caller may use `model`."""

@@ -20,9 +20,10 @@ from app.errors import InvalidRequest, PermissionDenied, StoreError
 from app.protocol.ids import new_id
 from app.protocol.responses.objects import new_response
 from app.protocol.sealed import seal
-from app.services import inputs
+from app.services import inputs, limits
 from app.services.context import RequestContext, ServiceContext
 from app.store import conversations, db, responses
+from app.store.writes import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Prepared:
     input_items: list[dict[str, Any]]
     response: dict[str, Any]
     seal: Callable[[dict[str, Any]], dict[str, Any]]
+    admission: limits.Admission | None = None  # a virtual key's: its limits and ledger row
 
 
 def prepare(services: ServiceContext, context: RequestContext, request: dict[str, Any]) -> Prepared:
@@ -62,7 +64,8 @@ def prepare(services: ServiceContext, context: RequestContext, request: dict[str
     _check_dropped_tools(services, request, outgoing.dropped_tools)
     response = new_response(request, new_id("resp"), int(time.time()))
     seal = _sealer(services, request)
-    return Prepared(owner, request, backend, outgoing, resolved, response, seal)
+    admission = limits.admit(context.principal, request, outgoing.body)  # the last check
+    return Prepared(owner, request, backend, outgoing, resolved, response, seal, admission)
 
 
 def _check_dropped_tools(
@@ -97,19 +100,27 @@ def _sealer(
 
 
 def persist(prepared: Prepared) -> None:
-    """Commit the finished response (and its conversation items) before it is announced."""
+    """Commit the finished response (its conversation items, its ledger row) before it is
+    announced, in one transaction."""
     owner, response = prepared.owner, prepared.response
     conversation = prepared.request.get("conversation")
+    admission = prepared.admission
+
+    def write() -> None:
+        if prepared.request.get("background"):
+            responses.finish_response(owner, response, prepared.input_items, conversation)
+        elif response["store"]:
+            responses.save_response(owner, response, prepared.input_items, conversation)
+        elif conversation:
+            conversations.add_items(owner, conversation, prepared.input_items + response["output"])
+        limits.settle(admission, response)
+
+    stores = prepared.request.get("background") or response["store"] or conversation
+    if not stores and (admission is None or admission.settled):
+        return
     try:
         with db.connection_context():
-            if prepared.request.get("background"):
-                responses.finish_response(owner, response, prepared.input_items, conversation)
-            elif response["store"]:
-                responses.save_response(owner, response, prepared.input_items, conversation)
-            elif conversation:
-                conversations.add_items(
-                    owner, conversation, prepared.input_items + response["output"]
-                )
+            write_transaction(write)
     except StoreError as exc:
         log.error("could not store response %s: %s", response["id"], exc.message)
         raise

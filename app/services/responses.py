@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.auth.principal import Owner
-from app.errors import NotFound
+from app.errors import GatewayError, NotFound
 from app.protocol.responses.objects import complete_response, list_object
-from app.services import background
+from app.services import background, limits
 from app.services.context import RequestContext, ServiceContext
-from app.services.prepare import persist, prepare
+from app.services.prepare import Prepared, persist, prepare
 from app.services.streaming import Events, open_stream
 from app.store import responses
 from app.store.models import INPUT
@@ -41,7 +41,17 @@ def create_response(
 ) -> Created:
     """Create a response for a validated request body, as `context`'s caller."""
     prepared = prepare(services, context, request)
-    headers = {}
+    try:
+        return _run(services, context, request, prepared)
+    except GatewayError as exc:  # before any output: the request still settles
+        limits.settle_alone(prepared.admission, prepared.response, exc)
+        raise
+
+
+def _run(
+    services: ServiceContext, context: RequestContext, request: dict[str, Any], prepared: Prepared
+) -> Created:
+    headers = dict(prepared.admission.headers) if prepared.admission else {}
     if prepared.outgoing.dropped_tools:
         headers[DROPPED_TOOLS_HEADER] = ",".join(prepared.outgoing.dropped_tools)
     if request.get("background"):

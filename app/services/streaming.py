@@ -159,6 +159,8 @@ def stream_events(
         _persist_quietly(prepared)
     except GeneratorExit:  # the client went away: nobody to send events to
         loop.cancel()
+        if prepared.admission is not None:
+            prepared.admission.disconnected = True
         _persist_quietly(prepared)
         raise
     finally:

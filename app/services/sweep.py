@@ -3,7 +3,8 @@
 A sweep removes, batch by batch, what retention no longer shows, prunes
 the events of background responses that ended a grace period ago, fails
 background responses whose runner died, forgets the admin plane's
-idempotent replays after their 24 hours, and on SQLite gives freed pages
+idempotent replays after their 24 hours, releases budget reservations and
+parallel slots of requests that never settled, and on SQLite gives freed pages
 back to the file system. Between batches it yields, so a worker sweeping
 goes on serving.
 
@@ -22,7 +23,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from app.services import background
+from app.services import background, limits
 from app.services.admin.idempotency import forget_lapsed
 from app.store import db, retention
 
@@ -43,6 +44,7 @@ class SweepReport:
     event_streams: int = 0
     abandoned: int = 0
     replays: int = 0
+    reservations: int = 0  # held by requests that never settled (their worker died)
     pages_reclaimed: int = 0
 
     def __bool__(self) -> bool:
@@ -55,6 +57,7 @@ def sweep() -> SweepReport:
     with db.connection_context():
         report.abandoned = background.reap_abandoned()
         report.replays = forget_lapsed()
+        report.reservations = limits.release_expired()
         for field, step in (
             ("responses", retention.expire_responses),
             ("conversations", retention.expire_conversations),

@@ -54,4 +54,4 @@ def once(body: Any, run: Any) -> Response:
     return response
 
 
-from app.api.gateway import audit, keys, tenants  # noqa: E402,F401  (their routes join bp)
+from app.api.gateway import audit, budgets, keys, tenants, usage  # noqa: E402,F401  (routes join bp)

@@ -41,6 +41,10 @@ def key_object(key: Any, status: str) -> dict[str, Any]:
         "rotation_id": key.rotation_id,
         "rotated_at": key.rotated_at,
         "previous_secret_expires_at": key.previous_expires_at,
+        "budget_id": key.budget_id,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "max_parallel_requests": key.max_parallel_requests,
         "created_at": key.created_at,
         "updated_at": key.updated_at,
         "version": key.version,
@@ -49,3 +53,74 @@ def key_object(key: Any, status: str) -> dict[str, Any]:
 
 def deleted_object(object_id: str, kind: str) -> dict[str, Any]:
     return {"id": object_id, "object": f"gateway.{kind}.deleted", "deleted": True}
+
+
+def usd(micros: int | None) -> float | None:
+    """Integer micro-USD as the USD number the API shows."""
+    return None if micros is None else micros / 1_000_000
+
+
+def budget_fields(budget: Any) -> dict[str, Any]:
+    """What a key, tenant or shared budget shows of its budget (all null: it has none)."""
+    if budget is None:
+        return {
+            "max_budget_usd": None,
+            "soft_budget_usd": None,
+            "budget_period": None,
+            "budget_timezone": None,
+            "usage": None,
+        }
+    return {
+        "max_budget_usd": usd(budget.limit_micros),
+        "soft_budget_usd": usd(budget.soft_limit_micros),
+        "budget_period": budget.period,
+        "budget_timezone": budget.timezone,
+        "usage": {
+            "period_start": budget.period_start,
+            "period_spend_usd": usd(budget.spent_micros),
+            "reserved_usd": usd(budget.reserved_micros),
+        },
+    }
+
+
+def budget_object(budget: Any) -> dict[str, Any]:
+    return {
+        "id": budget.id,
+        "object": "gateway.budget",
+        "name": budget.name,
+        "tenant_id": budget.tenant_id,
+        **budget_fields(budget),
+        "metadata": budget.metadata,
+        "created_at": budget.created_at,
+        "updated_at": budget.updated_at,
+        "version": budget.version,
+    }
+
+
+def price_table_object(tenant_id: str | None, version: int, rows: list[Any]) -> dict[str, Any]:
+    return {
+        "object": "gateway.price_table",
+        "tenant_id": tenant_id,
+        "version": version,
+        "data": [
+            {
+                "model": row.model,
+                "input_micros_per_million": row.input_micros,
+                "cached_input_micros_per_million": row.cached_input_micros,
+                "output_micros_per_million": row.output_micros,
+                "max_output_tokens": row.max_output_tokens,
+            }
+            for row in rows
+        ],
+    }
+
+
+def ledger_entry_object(row: dict[str, Any]) -> dict[str, Any]:
+    entry = {name: value for name, value in row.items() if not name.endswith("_micros")}
+    entry["stream"], entry["estimated"] = bool(row["stream"]), bool(row["estimated"])
+    return {
+        "object": "gateway.ledger_entry",
+        **entry,
+        "reserved_usd": usd(row["reserved_micros"]),
+        "cost_usd": usd(row["cost_micros"]),
+    }

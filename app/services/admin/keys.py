@@ -15,18 +15,23 @@ from app.auth import tokens
 from app.auth.keys import key_status
 from app.auth.principal import DEFAULT_TENANT
 from app.errors import InvalidRequest, NotFound, PermissionDenied
-from app.protocol.gateway.objects import key_object
+from app.protocol.gateway.objects import budget_fields, key_object
 from app.protocol.ids import new_id
 from app.services.admin import AdminContext, audit, check_version, commit_change, field_diff
+from app.services.admin import budgets as key_budgets
 from app.services.admin.tenants import visible_tenant
-from app.store import tenancy
+from app.store import budgets, tenancy
 from app.store.tenancy import KeyRow
 
 RESOURCE = "key"
+LIMIT_FIELDS = ("budget_id", "rpm_limit", "tpm_limit", "max_parallel_requests")
 
 
-def render(key: KeyRow) -> dict[str, Any]:
-    return key_object(key, key_status(key, time.time()))
+def render(key: KeyRow, budget: Any = ...) -> dict[str, Any]:
+    """The key object, with its own budget (read here unless given)."""
+    if budget is ...:
+        budget = budgets.get_budget(tenancy.key_budget_id(key.id))
+    return {**key_object(key, key_status(key, time.time())), **budget_fields(budget)}
 
 
 def visible_key(context: AdminContext, key_id: str) -> KeyRow:
@@ -60,6 +65,7 @@ def create_key(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:
     context.admin.require_write()
     tenant_id = body.get("tenant_id") or context.admin.tenant_id or DEFAULT_TENANT
     _check_expiry(body, time.time())
+    body, budget_changes = key_budgets.split(body)
     secret = tokens.new_secret()
     lookup_id = tokens.new_lookup_id()
     values = {
@@ -79,11 +85,14 @@ def create_key(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:
         "previous_expires_at": None,
         "rotation_id": None,
         "rotated_at": None,
+        **{name: body.get(name) for name in LIMIT_FIELDS},
     }
 
     def create() -> KeyRow:
         _check_scope(context, tenant_id, body["name"])
+        key_budgets.check_group(body.get("budget_id"), tenant_id)
         key = tenancy.insert_key(values)
+        key_budgets.apply(tenancy.key_budget_id(key.id), tenant_id, budgets.KEY, budget_changes)
         diff = field_diff(None, render(key))
         audit(context, "key.create", (RESOURCE, key.id), tenant_id, diff, key.created_at)
         return key
@@ -113,7 +122,8 @@ def list_keys(
         tenant_id=context.admin.tenant_id,
         name_prefixes=context.admin.key_prefixes,
     )
-    return [render(row) for row in rows], more
+    own = budgets.budgets_by_id([tenancy.key_budget_id(row.id) for row in rows])
+    return [render(row, own.get(tenancy.key_budget_id(row.id))) for row in rows], more
 
 
 def update_key(
@@ -121,7 +131,7 @@ def update_key(
 ) -> dict[str, Any]:
     context.admin.require_write()
     _check_expiry(body, time.time())
-    changes = dict(body)
+    changes, budget_changes = key_budgets.split(body)
     if "allowed_models" in changes:
         changes["allowed_models"] = _patterns(changes["allowed_models"])
 
@@ -130,17 +140,28 @@ def update_key(
         check_version(before.version, expected)
         if "name" in changes:
             _check_scope(context, before.tenant_id, changes["name"])
-        return _apply(context, "key.update", before, changes)
+        if "budget_id" in changes:
+            key_budgets.check_group(changes["budget_id"], before.tenant_id)
+        return _apply(context, "key.update", before, changes, budget_changes)
 
     return render(commit_change(context, update))
 
 
-def _apply(context: AdminContext, action: str, before: KeyRow, changes: dict[str, Any]) -> KeyRow:
+def _apply(
+    context: AdminContext,
+    action: str,
+    before: KeyRow,
+    changes: dict[str, Any],
+    budget_changes: dict[str, Any] | None = None,
+) -> KeyRow:
     """Change a key read in this transaction, with its audit row; a 412 if it moved on."""
+    shown_before = render(before)
     after = tenancy.update_key(before.id, changes, before.version)
     if after is None:
         check_version(-1, before.version)  # changed since it was read
-    diff = field_diff(render(before), render(after))
+    budget_id = tenancy.key_budget_id(before.id)
+    key_budgets.apply(budget_id, before.tenant_id, budgets.KEY, budget_changes or {})
+    diff = field_diff(shown_before, render(after))
     audit(context, action, (RESOURCE, before.id), before.tenant_id, diff, after.updated_at)
     return after
 

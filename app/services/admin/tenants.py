@@ -7,13 +7,19 @@ from typing import Any
 
 from app.auth.principal import DEFAULT_TENANT
 from app.errors import Conflict, NotFound
-from app.protocol.gateway.objects import tenant_object
+from app.protocol.gateway.objects import budget_fields, tenant_object
 from app.protocol.ids import new_id
 from app.services.admin import AdminContext, audit, check_version, commit_change, field_diff
-from app.store import tenancy
+from app.services.admin import budgets as tenant_budgets
+from app.store import budgets, tenancy
 from app.store.tenancy import TenantRow
 
 RESOURCE = "tenant"
+
+
+def render(tenant: TenantRow) -> dict[str, Any]:
+    budget = budgets.get_budget(tenancy.tenant_budget_id(tenant.id))
+    return {**tenant_object(tenant), **budget_fields(budget)}
 
 
 def visible_tenant(context: AdminContext, tenant_id: str) -> TenantRow:
@@ -28,19 +34,22 @@ def create_tenant(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]
     context.admin.require_super()
     context.admin.require_write()
     tenant_id = body.get("id") or new_id("tenant")
+    _, budget_changes = tenant_budgets.split(body)
 
     def create() -> TenantRow:
         tenant = tenancy.insert_tenant(tenant_id, body["name"], body.get("metadata") or {})
-        made = tenant_object(tenant)
+        budget_id = tenancy.tenant_budget_id(tenant_id)
+        tenant_budgets.apply(budget_id, tenant_id, budgets.TENANT, budget_changes)
+        made = render(tenant)
         diff = field_diff(None, made)
         audit(context, "tenant.create", (RESOURCE, tenant_id), tenant_id, diff, tenant.created_at)
         return tenant
 
-    return tenant_object(commit_change(context, create))
+    return render(commit_change(context, create))
 
 
 def get_tenant(context: AdminContext, tenant_id: str) -> dict[str, Any]:
-    return tenant_object(visible_tenant(context, tenant_id))
+    return render(visible_tenant(context, tenant_id))
 
 
 def list_tenants(context: AdminContext, page: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
@@ -51,7 +60,7 @@ def list_tenants(context: AdminContext, page: dict[str, Any]) -> tuple[list[dict
         page["before"],
         only=context.admin.tenant_id,
     )
-    return [tenant_object(row) for row in rows], more
+    return [render(row) for row in rows], more
 
 
 def update_tenant(
@@ -60,17 +69,22 @@ def update_tenant(
     context.admin.require_super()
     context.admin.require_write()
 
+    own, budget_changes = tenant_budgets.split(body)
+
     def update() -> TenantRow:
         before = visible_tenant(context, tenant_id)
         check_version(before.version, expected)
-        after = tenancy.update_tenant(tenant_id, body, before.version)
+        shown_before = render(before)
+        after = tenancy.update_tenant(tenant_id, own, before.version)
         if after is None:
             check_version(-1, before.version)  # changed since it was read: a 412
-        diff = field_diff(tenant_object(before), tenant_object(after))
+        budget_id = tenancy.tenant_budget_id(tenant_id)
+        tenant_budgets.apply(budget_id, tenant_id, budgets.TENANT, budget_changes)
+        diff = field_diff(shown_before, render(after))
         audit(context, "tenant.update", (RESOURCE, tenant_id), tenant_id, diff, after.updated_at)
         return after
 
-    return tenant_object(commit_change(context, update))
+    return render(commit_change(context, update))
 
 
 def delete_tenant(context: AdminContext, tenant_id: str) -> None:
@@ -85,8 +99,10 @@ def delete_tenant(context: AdminContext, tenant_id: str) -> None:
             raise Conflict(
                 f"Tenant '{tenant_id}' still has keys: delete them first.", code="tenant_in_use"
             )
+        shown_before = render(before)
         tenancy.delete_tenant(tenant_id)
-        diff = field_diff(tenant_object(before), None)
+        budgets.delete_budget(tenancy.tenant_budget_id(tenant_id))
+        diff = field_diff(shown_before, None)
         audit(context, "tenant.delete", (RESOURCE, tenant_id), tenant_id, diff, int(time.time()))
 
     commit_change(context, delete)

@@ -1,0 +1,187 @@
+"""Use cases: prices, the usage ledger, its summaries and CSV exports.
+
+An admin reads the ledger of its scope only: its tenant, and the keys its
+name prefixes reach; the scope is a condition of the SQL query, applied
+before the limit. CSV is RFC 4180 (quoted as needed, CRLF) with every text
+cell that a spreadsheet would run as a formula prefixed by a quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from app.errors import InvalidRequest, NotFound
+from app.protocol.gateway.objects import ledger_entry_object, price_table_object, usd
+from app.services import limits
+from app.services.admin import AdminContext, audit, commit_change
+from app.services.admin.tenants import visible_tenant
+from app.store import ledger, prices, tenancy
+from app.store.models import LedgerEntry, VirtualKey
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+SUMMARY_GROUPS = ("key", "tenant", "model", "project", "user", "day")
+
+
+def _scope(context: AdminContext) -> tuple[str | None, Any]:
+    """(tenant id, a subquery of key ids) an admin's reads are limited to (None: no limit)."""
+    admin = context.admin
+    if not admin.key_prefixes:
+        return admin.tenant_id, None
+    keys = VirtualKey.select(VirtualKey.id).where(
+        tenancy.any_prefix(VirtualKey.name, admin.key_prefixes)
+    )
+    return admin.tenant_id, keys
+
+
+# Prices
+
+
+def get_prices(context: AdminContext, tenant_id: str | None) -> dict[str, Any]:
+    scope = _price_scope(context, tenant_id)
+    version = prices.current_version(scope)
+    return price_table_object(tenant_id, version, prices.table(scope, version))
+
+
+def _price_scope(context: AdminContext, tenant_id: str | None) -> str:
+    """Everyone's table (''), or a tenant's own, which its admins may see and set."""
+    if tenant_id is None:
+        tenant_id = context.admin.tenant_id
+        if tenant_id is None:
+            return prices.EVERYONE
+    visible_tenant(context, tenant_id)
+    return tenant_id
+
+
+def put_prices(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:
+    """Write a new version of a price table; requests admitted from then on use it."""
+    context.admin.require_write()
+    tenant_id = body.get("tenant_id")
+    if tenant_id is None and context.admin.tenant_id is None:
+        context.admin.require_super()
+    rows = [
+        {
+            "model": price["model"],
+            "input_micros": price["input_micros_per_million"],
+            "cached_input_micros": price.get(
+                "cached_input_micros_per_million", price["input_micros_per_million"]
+            ),
+            "output_micros": price["output_micros_per_million"],
+            "max_output_tokens": price.get("max_output_tokens"),
+        }
+        for price in body["prices"]
+    ]
+    models = [row["model"] for row in rows]
+    if len(set(models)) != len(models):
+        raise InvalidRequest(
+            "Invalid 'prices': a model is listed twice.", param="prices", code="invalid_value"
+        )
+
+    def put() -> dict[str, Any]:
+        scope = _price_scope(context, tenant_id)
+        version = prices.put_prices(scope, rows)
+        table = price_table_object(
+            tenant_id or context.admin.tenant_id, version, prices.table(scope, version)
+        )
+        diff = {"version": [version - 1 or None, version], "models": [None, models]}
+        audit(
+            context, "prices.put", ("prices", scope or "*"), scope or None, diff, int(time.time())
+        )
+        return table
+
+    table = commit_change(context, put)
+    limits.forget_prices()
+    return table
+
+
+# The ledger
+
+
+def list_ledger(
+    context: AdminContext, filters: dict[str, Any], limit: int, after: str | None
+) -> tuple[list[dict[str, Any]], bool]:
+    tenant_id, key_ids = _scope(context)
+    cursor = None
+    if after is not None:
+        row = LedgerEntry.get_or_none(LedgerEntry.id == after)
+        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+            raise NotFound(f"No ledger entry with id '{after}'.", param="after")
+        cursor = (row.created_at, row.id)
+    rows, more = ledger.page(filters, limit, cursor, tenant_id, key_ids)
+    return [ledger_entry_object(row) for row in rows], more
+
+
+def ledger_csv(context: AdminContext, filters: dict[str, Any]) -> Iterator[str]:
+    """The whole range as CSV, a line at a time (the header first)."""
+    tenant_id, key_ids = _scope(context)
+    columns = [
+        name if not name.endswith("_micros") else name.replace("_micros", "_usd")
+        for name in ledger.COLUMNS
+    ]
+    yield _csv_line(columns)
+    for row in ledger.rows_for_export(filters, tenant_id, key_ids):
+        yield _csv_line(
+            [
+                _usd_text(row[name]) if name.endswith("_micros") else row[name]
+                for name in ledger.COLUMNS
+            ]
+        )
+
+
+def summary(
+    context: AdminContext, filters: dict[str, Any], group_by: list[str]
+) -> list[dict[str, Any]]:
+    unknown = [name for name in group_by if name not in SUMMARY_GROUPS]
+    if unknown:
+        raise InvalidRequest(
+            f"Invalid 'group_by': '{unknown[0]}' is not one of {', '.join(SUMMARY_GROUPS)}.",
+            param="group_by",
+            code="invalid_value",
+        )
+    tenant_id, key_ids = _scope(context)
+    rows = ledger.summary(filters, group_by, tenant_id, key_ids)
+    for row in rows:
+        row["cost_usd"] = usd(row.pop("cost_micros"))
+    return rows
+
+
+def summary_csv(rows: list[dict[str, Any]]) -> Iterator[str]:
+    if not rows:
+        yield _csv_line(["requests", "cost_usd"])
+        return
+    yield _csv_line(list(rows[0]))
+    for row in rows:
+        yield _csv_line(list(row.values()))
+
+
+def tenant_usage(context: AdminContext, tenant_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+    visible_tenant(context, tenant_id)
+    _, key_ids = _scope(context)
+    rows = ledger.summary(filters, ["model"], tenant_id, key_ids)
+    totals = ledger.summary(filters, [], tenant_id, key_ids)[0]
+    for row in [*rows, totals]:
+        row["cost_usd"] = usd(row.pop("cost_micros"))
+    return {"object": "gateway.tenant_usage", "tenant_id": tenant_id, **totals, "by_model": rows}
+
+
+def _usd_text(micros: int) -> str:
+    """Micro-USD as a decimal a spreadsheet reads exactly (0.000020, not 2e-05)."""
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def _csv_line(values: list[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow([_cell(value) for value in values])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A value as a CSV cell; text a spreadsheet would run as a formula gets a leading quote."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return "" if value is None else value
