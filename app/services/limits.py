@@ -269,8 +269,9 @@ def settle_alone(
     """Settle a request that ends without storing anything (refused upstream, say)."""
     if admission is None or admission.settled:
         return
+    status = 500 if error is None else error.status  # None: the gateway's own failure
     try:
-        write_transaction(lambda: settle(admission, response, error=error))
+        write_transaction(lambda: settle(admission, response, status, error))
     except GatewayError as exc:  # the client gets the first error; the sweep frees the hold
         log.error("could not settle request of key %s: %s", admission.principal.key_id, exc)
 

@@ -43,8 +43,9 @@ def create_response(
     prepared = prepare(services, context, request)
     try:
         return _run(services, context, request, prepared)
-    except GatewayError as exc:  # before any output: the request still settles
-        limits.settle_alone(prepared.admission, prepared.response, exc)
+    except BaseException as exc:  # before any output: the request still settles
+        error = exc if isinstance(exc, GatewayError) else None
+        limits.settle_alone(prepared.admission, prepared.response, error)
         raise
 
 
