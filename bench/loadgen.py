@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ramp", type=float, default=0.0, help="seconds to open all connections")
     parser.add_argument("--expect", default="", help="marker every answer body must contain")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--key", default=DEFAULT_KEY, help="the bearer key every request sends")
     args = parser.parse_args(argv)
     parts = urlsplit(args.url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     plan = Plan(
         host=parts.hostname,
         port=parts.port or 80,
-        request=build_request(args.url, args.body.encode(), args.stream),
+        request=build_request(args.url, args.body.encode(), args.stream, args.key),
         concurrency=args.concurrency,
         requests=args.requests,
         duration=args.duration,

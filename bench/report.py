@@ -16,12 +16,17 @@ from typing import Any
 
 from bench import machine
 from bench.markdown import section, table
-from bench.sections import SECTIONS, memory, profile, scale, throughput
+from bench.sections import SECTIONS, memory, profile, scale, tenancy, throughput
 
 
 def targets(results: dict) -> list[list[Any]]:
     """The issue's targets, each with the measured value and met/missed."""
-    return [*throughput.targets(results), *scale.targets(results), *memory.targets(results)]
+    return [
+        *throughput.targets(results),
+        *scale.targets(results),
+        *memory.targets(results),
+        *tenancy.targets(results),
+    ]
 
 
 def render(results: dict) -> str:

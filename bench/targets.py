@@ -34,6 +34,7 @@ class Target:
     body: dict
     expect: str
     stream: bool = False
+    key: str | None = None  # the bearer key sent (None: the load generator's own)
 
 
 CHAT_BODY = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
@@ -72,27 +73,31 @@ def load(
     watch: tuple[Service, ...] | list[Service] = (),
 ) -> dict:
     """Run the load generator once against `service`; add the CPU the services used."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.loadgen",
-        service.base + target.path,
-        "--body",
-        json.dumps(target.body),
-        "--concurrency",
-        str(concurrency),
-        "--requests",
-        str(requests),
-        "--duration",
-        str(duration),
-        "--warmup",
-        str(warmup),
-        "--ramp",
-        str(ramp),
-        "--expect",
-        target.expect,
-        "--json",
-    ] + (["--stream"] if target.stream else [])
+    command = (
+        [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            service.base + target.path,
+            "--body",
+            json.dumps(target.body),
+            "--concurrency",
+            str(concurrency),
+            "--requests",
+            str(requests),
+            "--duration",
+            str(duration),
+            "--warmup",
+            str(warmup),
+            "--ramp",
+            str(ramp),
+            "--expect",
+            target.expect,
+            "--json",
+        ]
+        + (["--stream"] if target.stream else [])
+        + (["--key", target.key] if target.key else [])
+    )
     watched = [service, *watch]
     cpu_before = [s.cpu_seconds() for s in watched]
     workers_before = service.worker_cpu_seconds()

@@ -15,6 +15,7 @@ from typing import Any
 from peewee import fn
 
 from app.store.models import LedgerEntry, db
+from app.store.writes import insert_rows
 
 COLUMNS = tuple(LedgerEntry._meta.sorted_field_names)
 GROUPS = {
@@ -29,8 +30,8 @@ SECONDS_PER_DAY = 86_400
 
 
 def record(row: dict[str, Any]) -> None:
-    """Write one request's row (in the caller's transaction)."""
-    LedgerEntry.insert(**row).execute()
+    """Write one request's row (in the caller's transaction; SQL made once, not per row)."""
+    insert_rows(LedgerEntry, [row])
 
 
 def _filtered(filters: dict[str, Any], tenant_id: str | None, key_ids: Any) -> Any:

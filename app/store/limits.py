@@ -17,12 +17,14 @@ when the sweeper (`release_expired`) got there first.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.protocol.ids import new_id
-from app.store.models import Budget, KeyInflight, RateWindow, Reservation, db
+from app.store.models import Budget, RateWindow, Reservation, db
+from app.store.writes import insert_rows
 
 UNLIMITED = 2**62
 WINDOW_SECONDS = 60
@@ -43,6 +45,16 @@ TAKE_WINDOW = (
     "requests = rate_windows.requests + 1, tokens = rate_windows.tokens + excluded.tokens "
     "WHERE rate_windows.requests + 1 <= {p} AND rate_windows.tokens + excluded.tokens <= {p} "
     "RETURNING requests, tokens"
+)
+CHARGE = "UPDATE budgets SET spent_micros = spent_micros + {p} WHERE id = {p}"
+CHARGE_AND_RELEASE = (
+    "UPDATE budgets SET spent_micros = spent_micros + {p}, reserved_micros = reserved_micros - {p} "
+    "WHERE id = {p}"
+)
+DROP_RESERVATION = "DELETE FROM reservations WHERE id = {p}"
+RELEASE_SLOT = "UPDATE key_inflight SET inflight = inflight - 1 WHERE key_id = {p} AND inflight > 0"
+CORRECT_TOKENS = (
+    "UPDATE rate_windows SET tokens = tokens + {p} WHERE key_id = {p} AND window_start = {p}"
 )
 TAKE_SLOT = (
     "INSERT INTO key_inflight (key_id, inflight) VALUES ({p}, 1) "
@@ -89,7 +101,12 @@ class Held:
 
 
 def _sql(template: str) -> str:
-    return template.replace("{p}", db.param)
+    return _with_param(template, db.param)
+
+
+@functools.lru_cache(maxsize=64)
+def _with_param(template: str, param: str) -> str:
+    return template.replace("{p}", param)
 
 
 def _one(sql: str, params: Sequence[object]) -> tuple | None:
@@ -131,17 +148,18 @@ def admit(
         window=window,
         slot=max_parallel is not None,
     )
-    Reservation.insert(
-        id=held.reservation_id,
-        key_id=key_id,
-        budget_ids=",".join(held.budget_ids),
-        amount_micros=amount,
-        tokens=tokens,
-        window_start=window.start if window else None,
-        holds_slot=held.slot,
-        created_at=int(now),
-        expires_at=int(now) + ttl,
-    ).execute()
+    row = {
+        "id": held.reservation_id,
+        "key_id": key_id,
+        "budget_ids": ",".join(held.budget_ids),
+        "amount_micros": amount,
+        "tokens": tokens,
+        "window_start": window.start if window else None,
+        "holds_slot": held.slot,
+        "created_at": int(now),
+        "expires_at": int(now) + ttl,
+    }
+    insert_rows(Reservation, [row])  # SQL made once: this runs on every admitted request
     return held
 
 
@@ -166,24 +184,21 @@ def _take_window(
 
 def settle(held: Held, key_id: str, cost: int, tokens: int) -> None:
     """Charge what the request cost and give back what it held (in the caller's write)."""
-    released = Reservation.delete().where(Reservation.id == held.reservation_id).execute()
+    released = db.execute_sql(_sql(DROP_RESERVATION), (held.reservation_id,)).rowcount
     for budget_id in held.budget_ids:
-        update = {Budget.spent_micros: Budget.spent_micros + cost}
         if released:
-            update[Budget.reserved_micros] = Budget.reserved_micros - held.amount
-        Budget.update(update).where(Budget.id == budget_id).execute()
+            db.execute_sql(_sql(CHARGE_AND_RELEASE), (cost, held.amount, budget_id))
+        else:
+            db.execute_sql(_sql(CHARGE), (cost, budget_id))
     if released and held.slot:
         _release_slot(key_id)
     if held.window is not None and tokens != held.tokens:
-        RateWindow.update(tokens=RateWindow.tokens + (tokens - held.tokens)).where(
-            (RateWindow.key_id == key_id) & (RateWindow.window_start == held.window.start)
-        ).execute()
+        params = (tokens - held.tokens, key_id, held.window.start)
+        db.execute_sql(_sql(CORRECT_TOKENS), params)
 
 
 def _release_slot(key_id: str) -> None:
-    KeyInflight.update(inflight=KeyInflight.inflight - 1).where(
-        (KeyInflight.key_id == key_id) & (KeyInflight.inflight > 0)
-    ).execute()
+    db.execute_sql(_sql(RELEASE_SLOT), (key_id,))
 
 
 def expired_reservations(now: float, limit: int = 100) -> list[str]:

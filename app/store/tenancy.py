@@ -22,6 +22,9 @@ from app.errors import Conflict
 from app.store.models import AuditEntry, AuthVersion, Budget, Tenant, VirtualKey, db
 
 AUTH_VERSION_ROW = 1
+READ_AUTH_VERSION = {
+    param: f"SELECT version FROM auth_version WHERE id = {param}" for param in ("?", "%s")
+}
 ACTIVE, DISABLED = "active", "disabled"
 
 
@@ -75,12 +78,8 @@ def tenant_budget_id(tenant_id: str) -> str:
 
 def auth_version() -> int:
     """The number every change of a key or tenant raises (0 on a store made without it)."""
-    row = (
-        AuthVersion.select(AuthVersion.version)
-        .where(AuthVersion.id == AUTH_VERSION_ROW)
-        .tuples()
-        .first()
-    )
+    # Read on every keys-mode request: SQL written out, not built by the query compiler.
+    row = db.execute_sql(READ_AUTH_VERSION[db.param], (AUTH_VERSION_ROW,)).fetchone()
     return row[0] if row else 0
 
 

@@ -14,9 +14,9 @@ Sections that decide some of the issue's targets also have
 
 from __future__ import annotations
 
-from bench.sections import growth, memory, profile, scale, throughput, tokens, writes
+from bench.sections import growth, memory, profile, scale, tenancy, throughput, tokens, writes
 
 SECTIONS = {
     module.__name__.rpartition(".")[2]: module
-    for module in (throughput, profile, growth, memory, scale, writes, tokens)
+    for module in (throughput, profile, growth, memory, scale, writes, tokens, tenancy)
 }
