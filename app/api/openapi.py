@@ -184,7 +184,7 @@ ADMIN_PATHS: dict[str, dict[str, Any]] = {
             "summary": "Export the usage ledger as CSV",
             "query": LedgerQuery,
             "errors": ADMIN_READ,
-            "csv": True,
+            "text": "text/csv",
         },
     },
     "/v1/gateway/usage/summary": {
@@ -195,8 +195,28 @@ ADMIN_PATHS: dict[str, dict[str, Any]] = {
             "summary": "Usage summed by groups, as CSV",
             "query": SummaryQuery,
             "errors": ADMIN_READ,
-            "csv": True,
+            "text": "text/csv",
         },
+    },
+    "/v1/gateway/metrics": {
+        "get": {
+            "summary": "Usage and budgets as Prometheus metrics",
+            "errors": ADMIN_READ,
+            "text": "text/plain",
+        },
+    },
+    "/v1/gateway/admin-tokens": {
+        "post": {
+            "summary": "Create an admin token (shown once)",
+            "body": admin.CreateAdminToken,
+            "errors": ADMIN_WRITE,
+            "object_statuses": ("201",),
+        },
+        "get": {"summary": "List admin tokens", "query": AdminPageQuery, "errors": ADMIN_READ},
+    },
+    "/v1/gateway/admin-tokens/{token_id}": {
+        "get": {"summary": "Retrieve an admin token", "errors": ADMIN_READ},
+        "delete": {"summary": "Revoke an admin token", "errors": ADMIN_WRITE},
     },
     f"{TENANT}/usage": {
         "get": {"summary": "A tenant's usage by model", "query": AuditQuery, "errors": ADMIN_READ},

@@ -3,12 +3,15 @@
 An `Admin` has a role (`viewer` reads, `admin` also changes) and a scope:
 a tenant (None: every tenant, a super-admin) and, optionally, the key-name
 prefixes it may see and touch. The token of `GATEWAY_ADMIN_TOKEN` is a
-super-admin; only its HMAC is held, compared in constant time.
+super-admin; only its HMAC is held, compared in constant time. Tokens made
+through `/v1/gateway/admin-tokens` (`gwa-<id>_<secret>`) are found by their
+id and checked the same way; they carry their own role and scope.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,4 +76,27 @@ class AdminAuth:
             tokens.secret_hash(self.pepper, presented), self.static_hash
         ):
             return Admin(actor=STATIC_ACTOR, role=ADMIN)
+        parsed = tokens.parse(presented, tokens.ADMIN_TOKEN)
+        if parsed is not None:
+            admin = self._stored(*parsed)
+            if admin is not None:
+                return admin
         raise Unauthorized("Unknown admin token.", code="invalid_admin_token")
+
+    def _stored(self, lookup_id: str, secret: str) -> Admin | None:
+        """The admin of a token made through the API (None: unknown, revoked or expired)."""
+        from app.store import tenancy
+
+        row = tenancy.admin_token_by_lookup(lookup_id)
+        if row is None or not tokens.matches(self.pepper, secret, row.secret_hash):
+            return None
+        if row.revoked_at is not None:
+            return None
+        if row.expires_at is not None and row.expires_at <= time.time():
+            raise Unauthorized("This admin token has expired.", code="admin_token_expired")
+        return Admin(
+            actor=f"admin-token:{row.id}",
+            role=row.role,
+            tenant_id=row.tenant_id,
+            key_prefixes=row.key_prefixes,
+        )

@@ -27,6 +27,10 @@ LOOKUP_ALPHABET = string.ascii_lowercase + string.digits
 TOKEN = re.compile(
     rf"{TOKEN_PREFIX}([a-z0-9]{{{LOOKUP_LENGTH}}})_([A-Za-z0-9_-]{{{SECRET_LENGTH}}})"
 )
+ADMIN_PREFIX = "gwa-"  # an admin token from the database: the same shape, another prefix
+ADMIN_TOKEN = re.compile(
+    rf"{ADMIN_PREFIX}([a-z0-9]{{{LOOKUP_LENGTH}}})_([A-Za-z0-9_-]{{{SECRET_LENGTH}}})"
+)
 # Labels of the keys derived from the server secret.
 KEY_PEPPER = b"virtual-key-pepper"
 PASSTHROUGH_OWNER = b"passthrough-owner"
@@ -48,8 +52,8 @@ def new_secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).rstrip(b"=").decode()
 
 
-def token(lookup_id: str, secret: str) -> str:
-    return f"{TOKEN_PREFIX}{lookup_id}_{secret}"
+def token(lookup_id: str, secret: str, prefix: str = TOKEN_PREFIX) -> str:
+    return f"{prefix}{lookup_id}_{secret}"
 
 
 def token_prefix(lookup_id: str) -> str:
@@ -57,9 +61,9 @@ def token_prefix(lookup_id: str) -> str:
     return f"{TOKEN_PREFIX}{lookup_id}"
 
 
-def parse(presented: str) -> tuple[str, str] | None:
+def parse(presented: str, shape: re.Pattern[str] = TOKEN) -> tuple[str, str] | None:
     """The lookup id and secret of a well-formed token (None for anything else)."""
-    match = TOKEN.fullmatch(presented)
+    match = shape.fullmatch(presented)
     return (match.group(1), match.group(2)) if match else None
 
 

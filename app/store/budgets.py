@@ -113,3 +113,11 @@ def page_groups(
         query = query.where(Budget.tenant_id == tenant_id)
     rows, more = keyset_page(query, Budget.id, limit, ascending, after, before)
     return [_row(row) for row in rows], more
+
+
+def shown_budgets(tenant_id: str | None) -> list[BudgetRow]:
+    """Shared and tenant budgets (of one tenant, or all), for the metrics."""
+    query = Budget.select().where(Budget.kind.in_((GROUP, TENANT))).order_by(Budget.id)
+    if tenant_id is not None:
+        query = query.where(Budget.tenant_id == tenant_id)
+    return [_row(row) for row in query]

@@ -24,6 +24,7 @@ GROUPS = {
     "model": (LedgerEntry.model,),
     "project": (LedgerEntry.project_id,),
     "user": (LedgerEntry.user_id,),
+    "status": (LedgerEntry.status,),
 }
 EXPORT_PAGE = 1000
 SECONDS_PER_DAY = 86_400

@@ -383,6 +383,26 @@ class LedgerEntry(BaseModel):
         )
 
 
+class AdminToken(BaseModel):
+    """An admin token made through the API: its role and scope; only its secret's HMAC."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    lookup_id = CharField(max_length=16, unique=True)
+    name = CharField(max_length=NAME_LENGTH)
+    role = CharField(max_length=16)  # viewer or admin
+    tenant_id = CharField(max_length=TENANT_LENGTH, null=True)  # null: every tenant
+    key_prefixes = TextField()  # a JSON list; empty: every key of its tenants
+    secret_hash = CharField(max_length=64)
+    last4 = CharField(max_length=4)
+    created_by = CharField(max_length=NAME_LENGTH)
+    created_at = BigIntegerField()
+    expires_at = BigIntegerField(null=True)
+    revoked_at = BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "admin_tokens"
+
+
 MODELS = [
     StoredResponse,
     StoredItem,
@@ -401,4 +421,5 @@ MODELS = [
     KeyInflight,
     Price,
     LedgerEntry,
+    AdminToken,
 ]

@@ -19,7 +19,7 @@ from peewee import IntegrityError, fn
 from app.auth.principal import BudgetRef
 from app.compact_json import dumps
 from app.errors import Conflict
-from app.store.models import AuditEntry, AuthVersion, Budget, Tenant, VirtualKey, db
+from app.store.models import AdminToken, AuditEntry, AuthVersion, Budget, Tenant, VirtualKey, db
 
 AUTH_VERSION_ROW = 1
 READ_AUTH_VERSION = {
@@ -383,3 +383,64 @@ def page_audit(
         for row in rows
     ]
     return entries, more
+
+
+# Admin tokens
+
+
+@dataclass(frozen=True)
+class AdminTokenRow:
+    id: str
+    lookup_id: str
+    name: str
+    role: str
+    tenant_id: str | None
+    key_prefixes: tuple[str, ...]
+    secret_hash: str
+    last4: str
+    created_by: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+
+def _admin_token_row(row: AdminToken) -> AdminTokenRow:
+    values = {name: getattr(row, name) for name in AdminTokenRow.__dataclass_fields__}
+    values["key_prefixes"] = tuple(json.loads(row.key_prefixes))
+    return AdminTokenRow(**values)
+
+
+def insert_admin_token(row: AdminTokenRow) -> None:
+    values = {name: getattr(row, name) for name in AdminTokenRow.__dataclass_fields__}
+    values["key_prefixes"] = dumps(list(row.key_prefixes))
+    AdminToken.insert(**values).execute()
+
+
+def admin_token_by_lookup(lookup_id: str) -> AdminTokenRow | None:
+    row = AdminToken.get_or_none(AdminToken.lookup_id == lookup_id)
+    return _admin_token_row(row) if row else None
+
+
+def get_admin_token(token_id: str) -> AdminTokenRow | None:
+    row = AdminToken.get_or_none((AdminToken.id == token_id) & AdminToken.revoked_at.is_null())
+    return _admin_token_row(row) if row else None
+
+
+def revoke_admin_token(token_id: str) -> bool:
+    revoked = (
+        AdminToken.update(revoked_at=int(time.time()))
+        .where((AdminToken.id == token_id) & AdminToken.revoked_at.is_null())
+        .execute()
+    )
+    return bool(revoked)
+
+
+def page_admin_tokens(
+    tenant_id: str | None, limit: int, ascending: bool, after: str | None, before: str | None
+) -> tuple[list[AdminTokenRow], bool]:
+    """Tokens not revoked (of one tenant, for a tenant's admin)."""
+    query = AdminToken.select().where(AdminToken.revoked_at.is_null())
+    if tenant_id is not None:
+        query = query.where(AdminToken.tenant_id == tenant_id)
+    rows, more = keyset_page(query, AdminToken.id, limit, ascending, after, before)
+    return [_admin_token_row(row) for row in rows], more

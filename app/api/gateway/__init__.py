@@ -29,6 +29,7 @@ def authenticate_admin() -> None:
         keys=authenticator if hasattr(authenticator, "forget") else None,
         key_pepper=admin_auth.key_pepper,
         replay_key=admin_auth.replay_key,
+        admin_pepper=admin_auth.pepper,
     )
 
 
@@ -54,4 +55,11 @@ def once(body: Any, run: Any) -> Response:
     return response
 
 
-from app.api.gateway import audit, budgets, keys, tenants, usage  # noqa: E402,F401  (routes join bp)
+from app.api.gateway import (  # noqa: E402,F401  (their routes join bp)
+    admin_tokens,
+    audit,
+    budgets,
+    keys,
+    tenants,
+    usage,
+)

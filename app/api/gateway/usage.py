@@ -1,10 +1,10 @@
-"""/v1/gateway/prices, /ledger, /ledger.csv, /usage/summary(.csv), /tenants/{id}/usage."""
+"""/v1/gateway/prices, /ledger(.csv), /usage/summary(.csv), /tenants/{id}/usage, /metrics."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, current_app, jsonify, request, stream_with_context
 
 from app.api.gateway import ADMIN_PAGE, MAX_ADMIN_PAGE, admin_context, bp
 from app.api.http import int_arg, json_body, page_args
@@ -17,6 +17,7 @@ from app.services.admin import usage as use
 LEDGER_FILTERS = ("key_id", "model", "status", "project_id", "user_id")
 LEDGER_STATUSES = ("completed", "incomplete", "failed", "cancelled", "client_disconnected")
 CSV = "text/csv; charset=utf-8"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def ledger_filters() -> dict[str, Any]:
@@ -76,6 +77,12 @@ def usage_summary_csv() -> Any:
 @bp.get("/tenants/<tenant_id>/usage")
 def tenant_usage(tenant_id: str) -> Any:
     return jsonify(use.tenant_usage(admin_context(), tenant_id, ledger_filters()))
+
+
+@bp.get("/metrics")
+def usage_metrics() -> Any:
+    known = current_app.extensions["model_labels"].known
+    return Response(use.metrics_text(admin_context(), set(known)), mimetype=PROMETHEUS)
 
 
 def _csv(lines: Any, filename: str) -> Response:

@@ -124,3 +124,20 @@ def ledger_entry_object(row: dict[str, Any]) -> dict[str, Any]:
         "reserved_usd": usd(row["reserved_micros"]),
         "cost_usd": usd(row["cost_micros"]),
     }
+
+
+def admin_token_object(row: Any) -> dict[str, Any]:
+    """An admin token as listed: never its secret."""
+    return {
+        "id": row.id,
+        "object": "gateway.admin_token",
+        "name": row.name,
+        "role": row.role,
+        "tenant_id": row.tenant_id,
+        "allowed_key_prefixes": list(row.key_prefixes),
+        "token_prefix": f"gwa-{row.lookup_id}",
+        "last4": row.last4,
+        "created_by": row.created_by,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+    }

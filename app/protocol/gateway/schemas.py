@@ -163,6 +163,16 @@ class PutPrices(Strict):
     )
 
 
+class CreateAdminToken(Strict):
+    name = _name(required=True)
+    role = Text(required=True, validate=validate.OneOf(("viewer", "admin")))
+    tenant_id = Text(allow_none=True, validate=FullMatch(TENANT_ID, error="Not a tenant id."))
+    allowed_key_prefixes = fields.List(
+        Text(validate=validate.Length(1, MAX_NAME)), validate=validate.Length(max=100)
+    )
+    expires_at = Integer(allow_none=True, validate=validate.Range(min=1))
+
+
 CREATE_TENANT = CreateTenant()
 UPDATE_TENANT = UpdateTenant()
 CREATE_KEY = CreateKey()
@@ -171,3 +181,4 @@ ROTATE_KEY = RotateKey()
 CREATE_BUDGET = CreateBudget()
 UPDATE_BUDGET = UpdateBudget()
 PUT_PRICES = PutPrices()
+CREATE_ADMIN_TOKEN = CreateAdminToken()

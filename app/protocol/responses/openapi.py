@@ -165,9 +165,9 @@ def build_document(title: str, version: str, paths: dict[str, dict[str, Any]]) -
     An operation has a `summary`, and may name a request `body` schema, a
     `query` schema, whether it can answer with a `stream`, its `errors`
     (statuses answered in the error shape) and its `object_statuses`
-    (answered with an object), or answer `csv`. Path parameters come from the `{names}` in
-    the path. Every operation may send a bearer key (required in keys mode,
-    and by the admin API).
+    (answered with an object), or the `text` media type it answers with.
+    Path parameters come from the `{names}` in the path. Every operation may
+    send a bearer key (required in keys mode, and by the admin API).
     """
     plugin = MarshmallowPlugin()
     spec = APISpec(title, version, OPENAPI_VERSION, plugins=[plugin], security=[{"bearer": []}, {}])
@@ -191,7 +191,7 @@ def _operation(
     stream: bool = False,
     errors: tuple[str, ...] = ("400", "401", "404", "5XX"),
     object_statuses: tuple[str, ...] = ("200",),
-    csv: bool = False,
+    text: str | None = None,
 ) -> dict:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     parameters: list[Any] = [
@@ -201,8 +201,8 @@ def _operation(
     if query is not None:
         parameters.append({"in": "query", "schema": query})
     ok = {"description": "OK", **_content({"type": "object"}, stream)}
-    if csv:  # an export: RFC 4180 text, streamed
-        ok = {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    if text is not None:  # not JSON: a CSV export, Prometheus' text
+        ok = {"description": "OK", "content": {text: {"schema": {"type": "string"}}}}
     responses = {status: ok for status in object_statuses}
     responses |= {status: ERROR_RESPONSES[status][0] for status in errors}
     operation = {"summary": summary, "parameters": parameters, "responses": responses}

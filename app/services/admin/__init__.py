@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from app.auth.admin import Admin
-from app.errors import InvalidRequest, PreconditionFailed
+from app.errors import InvalidRequest, NotFound, PreconditionFailed
 from app.protocol.gateway.objects import SECRET_FIELDS
 from app.protocol.ids import new_id
 from app.store import tenancy
+from app.store.tenancy import TenantRow
 from app.store.writes import write_transaction
 
 ETAG_PREFIX = 'W/"'
@@ -35,6 +36,7 @@ class AdminContext:
     keys: Any = None
     key_pepper: bytes = field(default=b"", repr=False)  # what key secrets are hashed with
     replay_key: bytes = field(default=b"", repr=False)  # what idempotent replays are sealed with
+    admin_pepper: bytes = field(default=b"", repr=False)  # what admin token secrets are hashed with
 
 
 def audit(
@@ -115,3 +117,11 @@ def check_version(current: int, expected: int | None) -> None:
         raise PreconditionFailed(
             f"The object is at version {current}, not {expected}: read it again, then retry."
         )
+
+
+def visible_tenant(context: AdminContext, tenant_id: str) -> TenantRow:
+    """The tenant, if this admin's scope reaches it; else a 404."""
+    tenant = tenancy.get_tenant(tenant_id) if context.admin.sees_tenant(tenant_id) else None
+    if tenant is None:
+        raise NotFound(f"No tenant with id '{tenant_id}'.", param="tenant_id")
+    return tenant

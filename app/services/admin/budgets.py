@@ -14,8 +14,14 @@ from typing import Any
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.protocol.gateway.objects import budget_object
 from app.protocol.ids import new_id
-from app.services.admin import AdminContext, audit, check_version, commit_change, field_diff
-from app.services.admin.tenants import visible_tenant
+from app.services.admin import (
+    AdminContext,
+    audit,
+    check_version,
+    commit_change,
+    field_diff,
+    visible_tenant,
+)
 from app.store import budgets
 from app.store.budgets import GROUP, BudgetRow
 

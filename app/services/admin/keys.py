@@ -17,9 +17,15 @@ from app.auth.principal import DEFAULT_TENANT
 from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.protocol.gateway.objects import budget_fields, key_object
 from app.protocol.ids import new_id
-from app.services.admin import AdminContext, audit, check_version, commit_change, field_diff
+from app.services.admin import (
+    AdminContext,
+    audit,
+    check_version,
+    commit_change,
+    field_diff,
+    visible_tenant,
+)
 from app.services.admin import budgets as key_budgets
-from app.services.admin.tenants import visible_tenant
 from app.store import budgets, tenancy
 from app.store.tenancy import KeyRow
 

@@ -6,10 +6,17 @@ import time
 from typing import Any
 
 from app.auth.principal import DEFAULT_TENANT
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.protocol.gateway.objects import budget_fields, tenant_object
 from app.protocol.ids import new_id
-from app.services.admin import AdminContext, audit, check_version, commit_change, field_diff
+from app.services.admin import (
+    AdminContext,
+    audit,
+    check_version,
+    commit_change,
+    field_diff,
+    visible_tenant,
+)
 from app.services.admin import budgets as tenant_budgets
 from app.store import budgets, tenancy
 from app.store.tenancy import TenantRow
@@ -20,14 +27,6 @@ RESOURCE = "tenant"
 def render(tenant: TenantRow) -> dict[str, Any]:
     budget = budgets.get_budget(tenancy.tenant_budget_id(tenant.id))
     return {**tenant_object(tenant), **budget_fields(budget)}
-
-
-def visible_tenant(context: AdminContext, tenant_id: str) -> TenantRow:
-    """The tenant, if this admin's scope reaches it; else a 404."""
-    tenant = tenancy.get_tenant(tenant_id) if context.admin.sees_tenant(tenant_id) else None
-    if tenant is None:
-        raise NotFound(f"No tenant with id '{tenant_id}'.", param="tenant_id")
-    return tenant
 
 
 def create_tenant(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:

@@ -17,13 +17,15 @@ from typing import Any
 from app.errors import InvalidRequest, NotFound
 from app.protocol.gateway.objects import ledger_entry_object, price_table_object, usd
 from app.services import limits
-from app.services.admin import AdminContext, audit, commit_change
-from app.services.admin.tenants import visible_tenant
+from app.services.admin import AdminContext, audit, commit_change, visible_tenant
+from app.store import budgets as budgets_store
 from app.store import ledger, prices, tenancy
 from app.store.models import LedgerEntry, VirtualKey
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-SUMMARY_GROUPS = ("key", "tenant", "model", "project", "user", "day")
+SUMMARY_GROUPS = ("key", "tenant", "model", "project", "user", "status", "day")
+OTHER_MODEL = "other"
+TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 
 
 def _scope(context: AdminContext) -> tuple[str | None, Any]:
@@ -185,3 +187,80 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return "" if value is None else value
+
+
+def metrics_text(context: AdminContext, known_models: set[str]) -> str:
+    """Prometheus text of the ledger's totals by tenant, model and status (and of budgets).
+
+    Read from the ledger, so every worker and node agrees and nothing is
+    lost at a restart. Labels stay bounded: `model` is one of the configured
+    or priced models, else `other`; `tenant` is the admin-made tenants; a
+    tenant's admin sees its tenant only. No key, secret or user appears.
+    """
+    tenant_id, key_ids = _scope(context)
+    rows = ledger.summary({}, ["tenant", "model", "status"], tenant_id, key_ids)
+    priced = {row.model for row in prices.table(prices.EVERYONE)}
+    allowed = known_models | priced
+    totals: dict[tuple[str, str, str], dict[str, int]] = {}
+    for row in rows:
+        model = row["model"] if row["model"] in allowed else OTHER_MODEL
+        labels = (row["tenant_id"], model, row["status"])
+        into = totals.setdefault(
+            labels, dict.fromkeys(("requests", *TOKEN_KINDS, "cost_micros"), 0)
+        )
+        for name in into:
+            into[name] += row[name]
+    lines = [
+        "# HELP gateway_usage_requests_total Requests of virtual keys, from the ledger.",
+        "# TYPE gateway_usage_requests_total counter",
+    ]
+    for (tenant, model, status), values in sorted(totals.items()):
+        labels = _labels(tenant=tenant, model=model, status=status)
+        lines.append(f"gateway_usage_requests_total{labels} {values['requests']}")
+    lines += [
+        "# HELP gateway_usage_tokens_total Tokens of virtual keys' requests, by kind.",
+        "# TYPE gateway_usage_tokens_total counter",
+    ]
+    for (tenant, model, status), values in sorted(totals.items()):
+        for kind in TOKEN_KINDS:
+            labels = _labels(
+                tenant=tenant, model=model, status=status, kind=kind.removesuffix("_tokens")
+            )
+            lines.append(f"gateway_usage_tokens_total{labels} {values[kind]}")
+    lines += [
+        "# HELP gateway_usage_cost_usd_total What virtual keys' requests cost, in USD.",
+        "# TYPE gateway_usage_cost_usd_total counter",
+    ]
+    for (tenant, model, status), values in sorted(totals.items()):
+        labels = _labels(tenant=tenant, model=model, status=status)
+        lines.append(f"gateway_usage_cost_usd_total{labels} {_usd_text(values['cost_micros'])}")
+    lines += _budget_lines(tenant_id)
+    return "\n".join(lines) + "\n"
+
+
+def _budget_lines(tenant_id: str | None) -> list[str]:
+    """Shared and tenant budgets (not keys' own: those would be a label per key)."""
+    lines = [
+        "# HELP gateway_budget_usd Shared and tenant budgets: limit, spent and reserved, in USD.",
+        "# TYPE gateway_budget_usd gauge",
+    ]
+    for budget in budgets_store.shown_budgets(tenant_id):
+        for name, micros in (
+            ("limit", budget.limit_micros),
+            ("spent", budget.spent_micros),
+            ("reserved", budget.reserved_micros),
+        ):
+            labels = _labels(
+                budget=budget.id, tenant=budget.tenant_id, kind=budget.kind, value=name
+            )
+            lines.append(f"gateway_budget_usd{labels} {_usd_text(micros)}")
+    return lines
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{name}="{_escaped(value)}"' for name, value in labels.items()) + "}"
+
+
+def _escaped(value: str) -> str:
+    """A label value as the exposition format writes it (backslash, quote, newline escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

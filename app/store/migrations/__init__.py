@@ -27,6 +27,7 @@ from app.store.migrations import (
     m003_owners,
     m004_tenancy,
     m005_limits,
+    m006_admin_tokens,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -63,6 +64,7 @@ MIGRATIONS = (
     Migration(
         5, "budgets, reservations, rate windows, prices, the usage ledger", m005_limits.apply
     ),
+    Migration(6, "admin tokens", m006_admin_tokens.apply),
 )
 LATEST = MIGRATIONS[-1].number
 
