@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.markdown import section, table, verdict
 from bench.services import HOST, start_gunicorn
-from bench.targets import MODEL, TARGETS, load
+from bench.targets import MODEL, RAMP_PER_CONNECTION, TARGETS, load
 
 if TYPE_CHECKING:
     from bench.run import Context
@@ -72,7 +72,13 @@ def run(context: Context) -> dict:
                     ("keys", keyed, replace(TARGETS[kind], key=key)),
                 ):
                     result = load(
-                        service, target, concurrency, duration=mode.duration, warmup=mode.warmup
+                        service,
+                        target,
+                        concurrency,
+                        duration=mode.duration,
+                        warmup=mode.warmup,
+                        # Spread over both workers, as the throughput rounds do.
+                        ramp=min(concurrency * RAMP_PER_CONNECTION, mode.warmup * 0.8),
                     )
                     if result["errors"]:
                         raise RuntimeError(f"{name} {kind}: {result['error_kinds']}")
