@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.auth import bearer_token, tokens
+from app.auth.oidc import PROXY_HEADERS, looks_like_jwt
 from app.errors import PermissionDenied, Unauthorized
 
 VIEWER, ADMIN = "viewer", "admin"
@@ -64,8 +65,23 @@ class AdminAuth:
         self.replay_key = tokens.derive(server_secret, tokens.IDEMPOTENCY)
         token = settings.auth.admin_token
         self.static_hash = tokens.secret_hash(self.pepper, token) if token else None
+        from app.auth.oidc import OidcAdmins, ProxyAdmins
 
-    def admin_for(self, headers: Mapping[str, str]) -> Admin:
+        auth = settings.auth
+        self.oidc = OidcAdmins(auth) if auth.oidc_issuer else None
+        self.proxy = ProxyAdmins(auth.proxy_secret, auth.proxy_cidrs) if auth.proxy_secret else None
+
+    def admin_for(self, headers: Mapping[str, str], peer: str | None = None) -> Admin:
+        """The admin of a request: signed in by the trusted proxy, or by its bearer token."""
+        if self.proxy is not None:
+            signed_in = self.proxy.admin_for(headers, peer)
+            if signed_in is not None:
+                return signed_in
+        elif any(headers.get(name) for name in PROXY_HEADERS):
+            raise Unauthorized(
+                "Sign-in headers are accepted only from a trusted proxy, and none is set.",
+                code="untrusted_proxy_headers",
+            )
         presented = bearer_token(headers.get("Authorization", ""))
         if not presented:
             raise Unauthorized(
@@ -81,6 +97,8 @@ class AdminAuth:
             admin = self._stored(*parsed)
             if admin is not None:
                 return admin
+        elif self.oidc is not None and looks_like_jwt(presented):
+            return self.oidc.admin_for(presented)
         raise Unauthorized("Unknown admin token.", code="invalid_admin_token")
 
     def _stored(self, lookup_id: str, secret: str) -> Admin | None:

@@ -10,11 +10,20 @@ operator wrote it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from app.config.settings import (
     CHAT_COMPLETIONS_SUFFIX,
@@ -175,17 +184,20 @@ class ResponsesSchema(Schema):
     reasoning_secret = Text()
 
 
-class AuthSchema(Schema):
-    class Meta:
-        unknown = RAISE
+class Cidrs(fields.Field):
+    """Networks, as a list or comma-separated: `10.0.0.0/8, 127.0.0.1`."""
 
-    mode = Text(validate=validate.OneOf((PASSTHROUGH, KEYS), error="expected one of {choices}"))
-    admin_token = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
-    secret = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
-    allow_open_relay = Switch()
-    sharing = Text(
-        validate=validate.OneOf((SHARE_PROJECT, SHARE_KEY), error="expected one of {choices}")
-    )
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValidationError("expected networks such as 10.0.0.0/8, comma-separated")
+        networks = []
+        for item in items:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+            except ValueError:
+                raise ValidationError(f"not a network: {item!r}") from None
+        return tuple(networks)
 
 
 class ExistingPath(fields.String):
@@ -202,6 +214,36 @@ class HttpUrl(fields.String):
         if not url.startswith(("http://", "https://")):
             raise ValidationError(f"must be an http(s) URL, got {url!r}")
         return url
+
+
+class AuthSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    mode = Text(validate=validate.OneOf((PASSTHROUGH, KEYS), error="expected one of {choices}"))
+    admin_token = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
+    secret = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
+    allow_open_relay = Switch()
+    sharing = Text(
+        validate=validate.OneOf((SHARE_PROJECT, SHARE_KEY), error="expected one of {choices}")
+    )
+    oidc_issuer = HttpUrl()
+    oidc_audience = Text(validate=validate.Length(min=1))
+    oidc_jwks_url = HttpUrl()
+    oidc_role_claim = Text(validate=validate.Length(min=1))
+    oidc_tenant_claim = Text(validate=validate.Length(min=1))
+    oidc_prefixes_claim = Text(validate=validate.Length(min=1))
+    proxy_secret = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
+    proxy_cidrs = Cidrs()
+
+    @validates_schema
+    def _oidc_whole(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if bool(data.get("oidc_issuer")) != bool(data.get("oidc_audience")):
+            raise ValidationError("set oidc_issuer and oidc_audience together", "oidc_audience")
+        if bool(data.get("proxy_secret")) != bool(data.get("proxy_cidrs")):
+            raise ValidationError(
+                "set proxy_secret and proxy_cidrs (the proxy's addresses) together", "proxy_cidrs"
+            )
 
 
 class ChatUrl(fields.String):

@@ -111,6 +111,17 @@ class AuthSettings:
     allow_open_relay: bool = False
     # Within a tenant, a key reads its project's stored objects too (or only its own).
     sharing: str = SHARE_PROJECT
+    # Admins signed in elsewhere: OIDC ID/access tokens (JWT) of this issuer and audience,
+    # their keys from its JWKS (discovered unless given), role and scope from their claims.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_role_claim: str = "gateway_role"
+    oidc_tenant_claim: str = "gateway_tenant"
+    oidc_prefixes_claim: str = "gateway_key_prefixes"
+    # A proxy that signed the admin in: its shared secret, and the addresses it calls from.
+    proxy_secret: str | None = field(default=None, repr=False)
+    proxy_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

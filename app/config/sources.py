@@ -77,6 +77,14 @@ KEYS = (
     Key("auth", "secret", "GATEWAY_AUTH_SECRET", "auth_secret"),
     Key("auth", "allow_open_relay", "GATEWAY_ALLOW_OPEN_RELAY", "allow_open_relay"),
     Key("auth", "sharing", "GATEWAY_STORE_SHARING", "store_sharing"),
+    Key("auth", "oidc_issuer", "GATEWAY_OIDC_ISSUER", "oidc_issuer"),
+    Key("auth", "oidc_audience", "GATEWAY_OIDC_AUDIENCE", "oidc_audience"),
+    Key("auth", "oidc_jwks_url", "GATEWAY_OIDC_JWKS_URL", "oidc_jwks_url"),
+    Key("auth", "oidc_role_claim", "GATEWAY_OIDC_ROLE_CLAIM", "oidc_role_claim"),
+    Key("auth", "oidc_tenant_claim", "GATEWAY_OIDC_TENANT_CLAIM", "oidc_tenant_claim"),
+    Key("auth", "oidc_prefixes_claim", "GATEWAY_OIDC_PREFIXES_CLAIM", "oidc_prefixes_claim"),
+    Key("auth", "proxy_secret", "GATEWAY_PROXY_SECRET", "proxy_secret"),
+    Key("auth", "proxy_cidrs", "GATEWAY_PROXY_CIDRS", "proxy_cidrs"),
 )
 BY_FLAT = {key.flat: key for key in KEYS}
 BY_FIELD = {(key.section, key.field): key for key in KEYS}

@@ -82,3 +82,22 @@ def websocket_attempt_gets_the_gateways_clean_404(stack: Proxied, backend: Any) 
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "websocket_not_supported"
     assert backend.chat_requests() == []
+
+
+def sign_in_headers_never_reach_the_gateway(stack: Proxied) -> None:
+    """A client's forged admin sign-in headers are dropped by the proxy.
+
+    Sent straight to the gateway they would be refused as untrusted
+    (`untrusted_proxy_headers`); dropped, the gateway sees no sign-in at all.
+    """
+    forged = {
+        "X-Gateway-User": "mallory",
+        "X-Gateway-Role": "admin",
+        "X-Gateway-Tenant": "*",
+        "X-Gateway-Key-Prefixes": "",
+        "X-Gateway-Proxy-Secret": "guessed-secret-0123456",
+    }
+    with stack.http() as client:
+        answer = client.get(f"{stack.base_url}/gateway/tenants", headers=forged)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "missing_admin_token"

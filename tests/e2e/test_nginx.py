@@ -308,3 +308,7 @@ def test_plain_http_redirects_to_https(stack):
 
 def test_websocket_attempt_gets_the_gateways_clean_404(stack, backend):
     proxied.websocket_attempt_gets_the_gateways_clean_404(stack, backend)
+
+
+def test_admin_sign_in_headers_from_clients_never_reach_the_gateway(stack):
+    proxied.sign_in_headers_never_reach_the_gateway(stack)

@@ -24,7 +24,7 @@ def authenticate_admin() -> None:
     admin_auth = current_app.extensions["admin_auth"]
     authenticator = current_app.extensions["auth"]
     g.admin_context = AdminContext(
-        admin=admin_auth.admin_for(request.headers),
+        admin=admin_auth.admin_for(request.headers, request.remote_addr),
         request_id=g.record.request_id,
         keys=authenticator if hasattr(authenticator, "forget") else None,
         key_pepper=admin_auth.key_pepper,
