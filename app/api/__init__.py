@@ -9,7 +9,17 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.api import conversations, dashboard, gateway, health, metrics, models, openapi, responses
+from app.api import (
+    conversations,
+    dashboard,
+    gateway,
+    health,
+    metrics,
+    models,
+    openapi,
+    responses,
+    scim,
+)
 from app.api.http import request_context
 from app.errors import GatewayError, NotFound, PayloadTooLarge, error_body
 from app.observe import RequestRecord
@@ -23,7 +33,18 @@ HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_t
 def init_app(app: Flask, settings: Any) -> None:
     """Register the blueprints, the request log and the one error-rendering path."""
     json_logs = settings.server.json_logs
-    for module in (responses, conversations, models, health, metrics, openapi, gateway, dashboard):
+    blueprints = (
+        responses,
+        conversations,
+        models,
+        health,
+        metrics,
+        openapi,
+        gateway,
+        dashboard,
+        scim,
+    )
+    for module in blueprints:
         app.register_blueprint(module.bp)
 
     @app.before_request

@@ -403,6 +403,25 @@ class AdminToken(BaseModel):
         table_name = "admin_tokens"
 
 
+class ScimUser(BaseModel):
+    """A person provisioned over SCIM: whether, and as what, they may sign in as an admin."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    user_name = CharField(max_length=NAME_LENGTH, unique=True)
+    display_name = CharField(max_length=NAME_LENGTH, null=True)
+    external_id = CharField(max_length=NAME_LENGTH, null=True)
+    active = BooleanField()
+    role = CharField(max_length=16)
+    tenant_id = CharField(max_length=TENANT_LENGTH, null=True)  # null: every tenant
+    key_prefixes = TextField()  # a JSON list
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+    version = IntegerField()
+
+    class Meta:
+        table_name = "scim_users"
+
+
 MODELS = [
     StoredResponse,
     StoredItem,
@@ -422,4 +441,5 @@ MODELS = [
     Price,
     LedgerEntry,
     AdminToken,
+    ScimUser,
 ]

@@ -28,6 +28,7 @@ from app.store.migrations import (
     m004_tenancy,
     m005_limits,
     m006_admin_tokens,
+    m007_scim_users,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -65,6 +66,7 @@ MIGRATIONS = (
         5, "budgets, reservations, rate windows, prices, the usage ledger", m005_limits.apply
     ),
     Migration(6, "admin tokens", m006_admin_tokens.apply),
+    Migration(7, "SCIM users", m007_scim_users.apply),
 )
 LATEST = MIGRATIONS[-1].number
 

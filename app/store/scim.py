@@ -1,0 +1,107 @@
+"""Users provisioned over SCIM: rows in, plain dataclasses out."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from peewee import IntegrityError, fn
+
+from app.compact_json import dumps
+from app.errors import Conflict
+from app.store.models import ScimUser, db
+
+FIELDS = ("user_name", "display_name", "external_id", "active", "role", "tenant_id", "key_prefixes")
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: str
+    user_name: str
+    display_name: str | None
+    external_id: str | None
+    active: bool
+    role: str
+    tenant_id: str | None
+    key_prefixes: tuple[str, ...]
+    created_at: int
+    updated_at: int
+    version: int
+
+
+def _row(user: ScimUser) -> UserRow:
+    values = {field.name: getattr(user, field.name) for field in fields(UserRow)}
+    values["key_prefixes"] = tuple(json.loads(user.key_prefixes))
+    values["active"] = bool(user.active)
+    return UserRow(**values)
+
+
+def _columns(values: dict[str, Any]) -> dict[str, Any]:
+    columns = {name: values[name] for name in FIELDS if name in values}
+    if "key_prefixes" in columns:
+        columns["key_prefixes"] = dumps(list(columns["key_prefixes"]))
+    return columns
+
+
+def get_user(user_id: str) -> UserRow | None:
+    user = ScimUser.get_or_none(ScimUser.id == user_id)
+    return _row(user) if user else None
+
+
+def user_named(user_name: str) -> UserRow | None:
+    """userName is case-insensitive in SCIM (RFC 7643, 4.1.1)."""
+    user = ScimUser.get_or_none(fn.LOWER(ScimUser.user_name) == user_name.lower())
+    return _row(user) if user else None
+
+
+def _check_name_free(user_name: str, user_id: str) -> None:
+    """userName is unique without regard to case (the unique index alone would not be)."""
+    other = user_named(user_name)
+    if other is not None and other.id != user_id:
+        raise Conflict(f"A user named '{other.user_name}' exists.", code="uniqueness")
+
+
+def insert_user(user: UserRow) -> UserRow:
+    _check_name_free(user.user_name, user.id)
+    try:
+        with db.atomic():
+            ScimUser.insert(
+                id=user.id,
+                created_at=user.created_at,
+                updated_at=user.updated_at,
+                version=1,
+                **_columns(user.__dict__),
+            ).execute()
+    except IntegrityError:
+        raise Conflict(f"A user named '{user.user_name}' exists.", code="uniqueness") from None
+    return user
+
+
+def update_user(user: UserRow, changes: dict[str, Any]) -> UserRow:
+    now = int(time.time())
+    after = replace(user, **changes, updated_at=now, version=user.version + 1)
+    _check_name_free(after.user_name, user.id)
+    try:
+        with db.atomic():
+            ScimUser.update(updated_at=now, version=after.version, **_columns(changes)).where(
+                ScimUser.id == user.id
+            ).execute()
+    except IntegrityError:
+        raise Conflict(f"A user named '{after.user_name}' exists.", code="uniqueness") from None
+    return after
+
+
+def delete_user(user_id: str) -> bool:
+    return bool(ScimUser.delete().where(ScimUser.id == user_id).execute())
+
+
+def page_users(user_name: str | None, start: int, count: int) -> tuple[list[UserRow], int]:
+    """Users from the 1-based `start`, at most `count`, and how many match in all."""
+    query = ScimUser.select()
+    if user_name is not None:
+        query = query.where(fn.LOWER(ScimUser.user_name) == user_name.lower())
+    total = query.count()
+    rows = query.order_by(ScimUser.created_at, ScimUser.id).offset(start - 1).limit(count)
+    return [_row(user) for user in rows], total
