@@ -235,11 +235,20 @@ class AuthSchema(Schema):
     oidc_prefixes_claim = Text(validate=validate.Length(min=1))
     proxy_secret = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
     proxy_cidrs = Cidrs()
+    budget_webhook_url = HttpUrl()
+    budget_webhook_secret = Text(
+        validate=validate.Length(min=16, error="must be 16 characters or more")
+    )
 
     @validates_schema
     def _oidc_whole(self, data: dict[str, Any], **kwargs: Any) -> None:
         if bool(data.get("oidc_issuer")) != bool(data.get("oidc_audience")):
             raise ValidationError("set oidc_issuer and oidc_audience together", "oidc_audience")
+        if data.get("budget_webhook_url") and not data.get("budget_webhook_secret"):
+            raise ValidationError(
+                "a budget webhook needs budget_webhook_secret (its POSTs are signed)",
+                "budget_webhook_secret",
+            )
         if bool(data.get("proxy_secret")) != bool(data.get("proxy_cidrs")):
             raise ValidationError(
                 "set proxy_secret and proxy_cidrs (the proxy's addresses) together", "proxy_cidrs"

@@ -122,6 +122,9 @@ class AuthSettings:
     # A proxy that signed the admin in: its shared secret, and the addresses it calls from.
     proxy_secret: str | None = field(default=None, repr=False)
     proxy_cidrs: tuple[str, ...] = ()
+    # Where a budget's soft limit and 50/80/100 % are told (a signed POST, once a period).
+    budget_webhook_url: str | None = None
+    budget_webhook_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from app.auth.principal import Owner, Principal
 from app.backends import Backends
 from app.config import Settings
+from app.services.alerts import Webhook
 from app.store import db, responses
 
 REASONING_SECRET = "reasoning"
@@ -29,6 +30,7 @@ class ServiceContext:
     reject_unsupported_tools: bool = False
     keepalive_seconds: float = 15.0
     background_lease: float = 30.0
+    budget_webhook: Webhook | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,15 @@ def init_app(app: Any, settings: Settings) -> None:
         reject_unsupported_tools=settings.responses.reject_unsupported_tools,
         keepalive_seconds=settings.responses.keepalive_seconds,
         background_lease=settings.responses.background_lease,
+        budget_webhook=_budget_webhook(settings),
     )
+
+
+def _budget_webhook(settings: Settings) -> Webhook | None:
+    auth = settings.auth
+    if not auth.budget_webhook_url:
+        return None
+    return Webhook(auth.budget_webhook_url, (auth.budget_webhook_secret or "").encode())
 
 
 def _reasoning_secret(settings: Settings) -> bytes:

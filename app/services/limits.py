@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 from app.auth.principal import BudgetRef, Principal
 from app.errors import GatewayError, InvalidRequest, QuotaExceeded, RateLimited
 from app.protocol.ids import new_id
+from app.services import alerts
+from app.services.alerts import Webhook
 from app.store import db, ledger, prices
 from app.store import limits as store
 from app.store.prices import PriceRow
@@ -58,6 +60,8 @@ class Admission:
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
     disconnected: bool = False
+    webhook: Webhook | None = None  # where the budgets' alerts go
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # to send once committed
 
 
 _price_cache: dict[tuple[int, str, str], tuple[PriceRow | None, float]] = {}
@@ -113,7 +117,9 @@ def period_start(budget: BudgetRef, now: float) -> int:
     return int(local.timestamp())
 
 
-def admit(principal: Principal, request: dict[str, Any], sent: Any) -> Admission | None:
+def admit(
+    principal: Principal, request: dict[str, Any], sent: Any, webhook: Webhook | None = None
+) -> Admission | None:
     """Admit a key's request or raise 429 (limits, budgets) or 400 (an unpriced model)."""
     if principal.key_id is None:
         return None
@@ -137,6 +143,7 @@ def admit(principal: Principal, request: dict[str, Any], sent: Any) -> Admission
         input_estimate=estimate_tokens(sent),
         reserved=0,
         held=None,
+        webhook=webhook,
     )
     if not limits.any():
         return admission
@@ -228,6 +235,8 @@ def settle(
     if admission.held is not None:
         used = usage["input_tokens"] + usage["output_tokens"]
         store.settle(admission.held, admission.principal.key_id, cost, used)
+        if admission.webhook is not None and cost:
+            admission.alerts = store.claim_alerts(admission.held.budget_ids, alerts.thresholds)
     principal = admission.principal
     status = "client_disconnected" if admission.disconnected else response.get("status")
     failure = error.to_dict() if error is not None else (response.get("error") or {})
@@ -272,6 +281,7 @@ def settle_alone(
     status = 500 if error is None else error.status  # None: the gateway's own failure
     try:
         write_transaction(lambda: settle(admission, response, status, error))
+        send_alerts(admission)
     except GatewayError as exc:  # the client gets the first error; the sweep frees the hold
         log.error("could not settle request of key %s: %s", admission.principal.key_id, exc)
 
@@ -316,3 +326,10 @@ def release_expired(now: float | None = None) -> int:
         time.sleep(0)  # a cooperative yield under gevent
     write_transaction(lambda: store.forget_windows(now))
     return released
+
+
+def send_alerts(admission: Admission | None) -> None:
+    """Send the budget alerts a committed settlement claimed."""
+    if admission is not None and admission.alerts and admission.webhook is not None:
+        admission.webhook.send(admission.alerts)
+        admission.alerts = []

@@ -64,7 +64,9 @@ def prepare(services: ServiceContext, context: RequestContext, request: dict[str
     _check_dropped_tools(services, request, outgoing.dropped_tools)
     response = new_response(request, new_id("resp"), int(time.time()))
     seal = _sealer(services, request)
-    admission = limits.admit(context.principal, request, outgoing.body)  # the last check
+    admission = limits.admit(  # the last check
+        context.principal, request, outgoing.body, services.budget_webhook
+    )
     return Prepared(owner, request, backend, outgoing, resolved, response, seal, admission)
 
 
@@ -127,3 +129,4 @@ def persist(prepared: Prepared) -> None:
     except Exception as exc:
         log.exception("could not store response %s", response["id"])
         raise StoreError(f"The response could not be stored: {exc.__class__.__name__}") from exc
+    limits.send_alerts(admission)

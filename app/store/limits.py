@@ -21,6 +21,7 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.protocol.ids import new_id
 from app.store.models import Budget, RateWindow, Reservation, db
@@ -224,3 +225,51 @@ def forget_windows(now: float) -> int:
     """Delete the minutes no limit looks at any more."""
     cutoff = int(now) - KEEP_WINDOWS_SECONDS
     return RateWindow.delete().where(RateWindow.window_start < cutoff).execute()
+
+
+READ_ALERT_STATE = (
+    "SELECT id, tenant_id, kind, limit_micros, soft_limit_micros, spent_micros, period_start, "
+    "alerted_level, alerted_period FROM budgets WHERE id = {p}"
+)
+CLAIM_ALERTS = (
+    "UPDATE budgets SET alerted_level = {p}, alerted_period = {p} "
+    "WHERE id = {p} AND alerted_level = {p} AND alerted_period = {p}"
+)
+
+
+def claim_alerts(budget_ids: Sequence[str], thresholds: Any) -> list[dict]:
+    """The alerts this settlement crossed and, by a compare-and-set, now owns the telling of.
+
+    `thresholds(limit, soft)` gives a budget's (amount, name) marks,
+    smallest first. Run in the settling transaction, after the charge.
+    """
+    alerts = []
+    for budget_id in budget_ids:
+        row = _one(READ_ALERT_STATE, (budget_id,))
+        if row is None:
+            continue
+        _, tenant_id, kind, limit, soft, spent, period_start, level, period = row
+        marks = thresholds(limit, soft)
+        told = level if period == period_start else 0
+        crossed = sum(1 for amount, _ in marks if spent >= amount)
+        if crossed <= told:
+            continue
+        params = (crossed, period_start, budget_id, level, period)
+        if db.execute_sql(_sql(CLAIM_ALERTS), params).rowcount != 1:
+            continue  # another settlement told them
+        for amount, name in marks[told:crossed]:
+            alerts.append(
+                {
+                    "type": "budget.threshold",
+                    "budget_id": budget_id,
+                    "tenant_id": tenant_id,
+                    "kind": kind,
+                    "threshold": name,
+                    "threshold_usd": amount / 1_000_000,
+                    "spent_usd": spent / 1_000_000,
+                    "limit_usd": limit / 1_000_000,
+                    "period_start": period_start,
+                    "created_at": int(time.time()),
+                }
+            )
+    return alerts

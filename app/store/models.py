@@ -284,6 +284,9 @@ class Budget(BaseModel):
     created_at = BigIntegerField()
     updated_at = BigIntegerField()
     version = IntegerField()
+    # The highest alert told in the period that starts at `alerted_period` (ALERT_LEVELS).
+    alerted_level = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
+    alerted_period = BigIntegerField(default=-1, constraints=[SQL("DEFAULT -1")])
 
     class Meta:
         table_name = "budgets"

@@ -403,3 +403,72 @@ def test_a_period_rolls_inside_the_reserving_statement():
     assert monthly == daily - 86400
     paris = limits.period_start(BudgetRef("b", "daily", "Europe/Paris"), now)
     assert daily - paris == 3600
+
+
+# --- budget alerts ----------------------------------------------------------------
+
+
+class Receiver:
+    """The operator's webhook: a loopback HTTP server keeping every POST."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.posts: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+WEBHOOK_SECRET = "webhook-secret-0123456789"
+
+
+def test_soft_and_percent_thresholds_are_told_once_each_signed(make_app, backend):
+    import hashlib
+    import hmac
+    import json
+
+    receiver = Receiver()
+    app = make_app(
+        **KEYS_MODE, budget_webhook_url=receiver.url, budget_webhook_secret=WEBHOOK_SECRET
+    )
+    admin = AdminClient(app)
+    admin.ok("PUT", "/prices", PRICES)
+    key = admin.key("alerted", max_budget_usd=0.001, soft_budget_usd=0.00025)
+    sdk = key_sdk(app, key)
+    usage = {"prompt_tokens": 100, "completion_tokens": 100, "total_tokens": 200}
+    told = []
+    for expected in (["soft"], ["50%"], ["80%"], ["100%"]):
+        backend.enqueue(fb.text("ok", usage=usage))
+        create(sdk, input="x", max_output_tokens=16)  # reserves little; costs 300 µUSD
+        deadline = time.monotonic() + 5
+        while len(receiver.posts) < len(told) + len(expected) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        told += expected
+        assert [json.loads(body)["threshold"] for _, body in receiver.posts] == told
+    headers, body = receiver.posts[-1]
+    stamp, digest = (part.split("=", 1)[1] for part in headers["X-Gateway-Signature"].split(","))
+    expected = hmac.new(WEBHOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    assert hmac.compare_digest(digest, expected.hexdigest())
+    alert = json.loads(body)
+    assert alert["budget_id"] == f"key:{key['id']}" and alert["spent_usd"] == pytest.approx(0.0012)
+    receiver.server.shutdown()
+
+
+def test_a_budget_webhook_needs_its_secret(make_app):
+    from app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="budget_webhook_secret"):
+        make_app(**KEYS_MODE, budget_webhook_url="http://127.0.0.1:9/hook")

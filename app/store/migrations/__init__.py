@@ -29,6 +29,7 @@ from app.store.migrations import (
     m005_limits,
     m006_admin_tokens,
     m007_scim_users,
+    m008_budget_alerts,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -67,6 +68,7 @@ MIGRATIONS = (
     ),
     Migration(6, "admin tokens", m006_admin_tokens.apply),
     Migration(7, "SCIM users", m007_scim_users.apply),
+    Migration(8, "budget alerts", m008_budget_alerts.apply),
 )
 LATEST = MIGRATIONS[-1].number
 
