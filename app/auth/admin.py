@@ -76,7 +76,7 @@ class AdminAuth:
         if self.proxy is not None:
             signed_in = self.proxy.admin_for(headers, peer)
             if signed_in is not None:
-                return as_provisioned(signed_in)
+                return signed_in
         elif any(headers.get(name) for name in PROXY_HEADERS):
             raise Unauthorized(
                 "Sign-in headers are accepted only from a trusted proxy, and none is set.",
@@ -98,7 +98,7 @@ class AdminAuth:
             if admin is not None:
                 return admin
         elif self.oidc is not None and looks_like_jwt(presented):
-            return as_provisioned(self.oidc.admin_for(presented))
+            return self.oidc.admin_for(presented)
         raise Unauthorized("Unknown admin token.", code="invalid_admin_token")
 
     def _stored(self, lookup_id: str, secret: str) -> Admin | None:
@@ -120,26 +120,15 @@ class AdminAuth:
         )
 
 
-def as_provisioned(admin: Admin) -> Admin:
-    """A signed-in admin as its SCIM user allows: refused if deactivated, else its scope.
+def provisioned_user(user_name: str) -> Any:
+    """The SCIM user a sign-in names (None: none); a deactivated one is refused at once.
 
-    The user is the one whose userName the sign-in names (an OIDC `sub`, the
-    proxy's user); without one, the sign-in's own role and scope stand.
+    The name is the sign-in's (an OIDC `sub`, the proxy's user). Its role,
+    tenant and key prefixes, where set, decide the admin's scope.
     """
     from app.store import scim
 
-    user_name = admin.actor.partition(":")[2]
     user = scim.user_named(user_name)
-    if user is None:
-        return admin
-    if not user.active:
+    if user is not None and not user.active:
         raise Unauthorized(f"The user '{user_name}' is deactivated.", code="user_deactivated")
-    tenant = admin.tenant_id
-    if user.tenant_id is not None:
-        tenant = None if user.tenant_id == "*" else user.tenant_id
-    return Admin(
-        actor=admin.actor,
-        role=user.role or admin.role,
-        tenant_id=tenant,
-        key_prefixes=user.key_prefixes or admin.key_prefixes,
-    )
+    return user

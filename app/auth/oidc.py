@@ -6,8 +6,9 @@ or ES* only: no `none`, no shared-secret HS*), `iss`, `aud`, `exp` and
 discovery document names (or `oidc_jwks_url`), fetched on first use,
 refreshed in the background every `REFRESH_SECONDS`, and at once (at most
 every `UNKNOWN_KID_SECONDS`) when a token names a key not yet seen. The
-role, tenant and key-name prefixes come from claims; a token without a
-role or a tenant is refused (`*` as the tenant: every tenant).
+role, tenant and key-name prefixes come from claims, or from the SCIM user
+of that name, which wins (app/auth/admin.py); with neither naming a role
+and a tenant the sign-in is refused (`*` as the tenant: every tenant).
 
 `ProxyAdmins` trusts `X-Gateway-User`, `-Role`, `-Tenant`, `-Key-Prefixes`
 only from a peer within `proxy_cidrs` that also sends the shared
@@ -53,8 +54,14 @@ def looks_like_jwt(token: str) -> bool:
 
 
 def _scope(actor: str, role: Any, tenant: Any, prefixes: Any) -> Admin:
-    """An admin from claims or headers, or a 401 naming what is missing."""
-    from app.auth.admin import ROLES, Admin  # admin.py reads this module's names
+    """An admin from claims or headers (its SCIM user's scope first), or a 401."""
+    from app.auth.admin import ROLES, Admin, provisioned_user  # admin.py reads this module
+
+    user = provisioned_user(actor.partition(":")[2])
+    if user is not None:
+        role = user.role or role
+        tenant = user.tenant_id if user.tenant_id is not None else tenant
+        prefixes = list(user.key_prefixes) or prefixes
 
     if role not in ROLES:
         raise Unauthorized(

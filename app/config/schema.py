@@ -235,6 +235,7 @@ class AuthSchema(Schema):
     oidc_prefixes_claim = Text(validate=validate.Length(min=1))
     proxy_secret = Text(validate=validate.Length(min=16, error="must be 16 characters or more"))
     proxy_cidrs = Cidrs()
+    metrics_tenant_label = Switch()
     budget_webhook_url = HttpUrl()
     budget_webhook_secret = Text(
         validate=validate.Length(min=16, error="must be 16 characters or more")

@@ -123,6 +123,8 @@ class AuthSettings:
     proxy_secret: str | None = field(default=None, repr=False)
     proxy_cidrs: tuple[str, ...] = ()
     # Where a budget's soft limit and 50/80/100 % are told (a signed POST, once a period).
+    # /v1/gateway/metrics labels usage by tenant (one series per tenant and model).
+    metrics_tenant_label: bool = False
     budget_webhook_url: str | None = None
     budget_webhook_secret: str | None = field(default=None, repr=False)
 

@@ -85,6 +85,7 @@ KEYS = (
     Key("auth", "oidc_prefixes_claim", "GATEWAY_OIDC_PREFIXES_CLAIM", "oidc_prefixes_claim"),
     Key("auth", "proxy_secret", "GATEWAY_PROXY_SECRET", "proxy_secret"),
     Key("auth", "proxy_cidrs", "GATEWAY_PROXY_CIDRS", "proxy_cidrs"),
+    Key("auth", "metrics_tenant_label", "GATEWAY_METRICS_TENANT_LABEL", "metrics_tenant_label"),
     Key("auth", "budget_webhook_url", "GATEWAY_BUDGET_WEBHOOK_URL", "budget_webhook_url"),
     Key("auth", "budget_webhook_secret", "GATEWAY_BUDGET_WEBHOOK_SECRET", "budget_webhook_secret"),
 )

@@ -182,8 +182,10 @@ def requests_by(found: dict, **labels: str) -> float:
     )
 
 
-def test_usage_metrics_come_from_the_ledger_with_bounded_labels_and_scope(plane, backend):
-    app, root = plane
+def test_usage_metrics_come_from_the_ledger_with_bounded_labels_and_scope(make_app, backend):
+    app = make_app(**KEYS_MODE, metrics_tenant_label=True)
+    root = AdminClient(app)
+    root.tenant("acme")
     create(key_sdk(app, root.key("d")), input="one")
     create(key_sdk(app, root.key("a", tenant_id="acme")), input="two")
     # `model` is one the gateway knows (configured, priced, or served, up to a bound).
@@ -215,3 +217,17 @@ def test_usage_metrics_come_from_the_ledger_with_bounded_labels_and_scope(plane,
     acme = token_client(app, root, role="viewer", tenant_id="acme")
     theirs = samples(acme)
     assert requests_by(theirs, tenant="acme") == 1 and requests_by(theirs, tenant="default") == 0
+
+
+def test_the_tenant_label_is_opt_in(plane, backend):
+    app, root = plane
+    create(key_sdk(app, root.key("d")), input="one")
+    create(key_sdk(app, root.key("a", tenant_id="acme")), input="two")
+    found = samples(root)
+    usage = {
+        items: value
+        for (name, items), value in found.items()
+        if name == "gateway_usage_requests_total"
+    }
+    assert usage and not any("tenant" in dict(items) for items in usage)
+    assert sum(usage.values()) == 2

@@ -132,3 +132,13 @@ def test_only_an_admin_of_every_tenant_provisions(plane):
     answer = AdminClient(app, tenant_admin["token"]).call("POST", USERS, scim_user("x@y.z"))
     assert answer.status_code == 403 and answer.get_json()["status"] == "403"
     assert AdminClient(app, "wrong").call("GET", USERS).status_code == 401
+
+
+def test_a_provisioned_user_needs_no_role_or_tenant_claims(plane, issuer):
+    app, root = plane
+    bare = issuer.token("rsa-1", sub="frank@example.com")  # no gateway claims at all
+    assert AdminClient(app, bare).refused("GET", "/tenants", None, 401)
+    root.ok("POST", USERS, scim_user("frank@example.com", role="admin", tenant="acme"), 201)
+    frank = AdminClient(app, bare)
+    assert [t["id"] for t in frank.ok("GET", "/tenants")["data"]] == ["acme"]
+    assert frank.key("made-by-frank")["tenant_id"] == "acme"

@@ -81,8 +81,9 @@ def tenant_usage(tenant_id: str) -> Any:
 
 @bp.get("/metrics")
 def usage_metrics() -> Any:
-    known = current_app.extensions["model_labels"].known
-    return Response(use.metrics_text(admin_context(), set(known)), mimetype=PROMETHEUS)
+    known = set(current_app.extensions["model_labels"].known)
+    by_tenant = current_app.extensions["settings"].auth.metrics_tenant_label
+    return Response(use.metrics_text(admin_context(), known, by_tenant), mimetype=PROMETHEUS)
 
 
 def _csv(lines: Any, filename: str) -> Response:

@@ -189,13 +189,14 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def metrics_text(context: AdminContext, known_models: set[str]) -> str:
+def metrics_text(context: AdminContext, known_models: set[str], by_tenant: bool = False) -> str:
     """Prometheus text of the ledger's totals by tenant, model and status (and of budgets).
 
     Read from the ledger, so every worker and node agrees and nothing is
     lost at a restart. Labels stay bounded: `model` is one of the configured
-    or priced models, else `other`; `tenant` is the admin-made tenants; a
-    tenant's admin sees its tenant only. No key, secret or user appears.
+    or priced models, else `other`; `tenant` (admin-made tenants) only with
+    `by_tenant`; a tenant's admin sees its tenant only. No key, secret or
+    user appears.
     """
     tenant_id, key_ids = _scope(context)
     rows = ledger.summary({}, ["tenant", "model", "status"], tenant_id, key_ids)
@@ -204,7 +205,7 @@ def metrics_text(context: AdminContext, known_models: set[str]) -> str:
     totals: dict[tuple[str, str, str], dict[str, int]] = {}
     for row in rows:
         model = row["model"] if row["model"] in allowed else OTHER_MODEL
-        labels = (row["tenant_id"], model, row["status"])
+        labels = (row["tenant_id"] if by_tenant else "", model, row["status"])
         into = totals.setdefault(
             labels, dict.fromkeys(("requests", *TOKEN_KINDS, "cost_micros"), 0)
         )
@@ -258,7 +259,9 @@ def _budget_lines(tenant_id: str | None) -> list[str]:
 
 
 def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{name}="{_escaped(value)}"' for name, value in labels.items()) + "}"
+    """`{name="value",…}`; an empty tenant is left out (the tenant label is opt-in)."""
+    shown = {name: value for name, value in labels.items() if name != "tenant" or value}
+    return "{" + ",".join(f'{name}="{_escaped(value)}"' for name, value in shown.items()) + "}"
 
 
 def _escaped(value: str) -> str:
