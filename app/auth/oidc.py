@@ -127,6 +127,10 @@ class OidcAdmins:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("The sign-in has expired.", code="admin_token_expired") from None
+        except (TypeError, ValueError):  # an algorithm of one family, a key of the other
+            raise Unauthorized(
+                "The JWT's algorithm does not fit its key.", code="invalid_admin_token"
+            ) from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(
                 f"The sign-in was refused: {exc}.", code="invalid_admin_token"
@@ -149,7 +153,7 @@ class OidcAdmins:
         return key
 
     def refresh(self) -> None:
-        """Fetch the issuer's keys (a failure keeps the keys already known)."""
+        """Fetch the issuer's keys; a failure, or a JWKS with none usable, keeps those known."""
         import jwt
         import requests
 
@@ -157,35 +161,49 @@ class OidcAdmins:
             self.fetched_at = time.monotonic()
             try:
                 url = self.jwks_url or self._discover(requests)
-                document = requests.get(url, timeout=FETCH_TIMEOUT).json()
-                keys = {}
-                for entry in document.get("keys", []):
-                    if entry.get("use", "sig") != "sig":
-                        continue
-                    keys[entry.get("kid", "")] = jwt.PyJWK(entry).key
-            except (requests.RequestException, ValueError, jwt.PyJWTError) as exc:
+                answer = requests.get(url, timeout=FETCH_TIMEOUT)
+                answer.raise_for_status()
+                entries = answer.json().get("keys", [])
+            except Exception as exc:  # the network, the issuer: keep serving what is known
                 log.warning("could not fetch the OIDC keys of %s: %s", self.issuer, exc)
                 return
-            self.keys = keys
+            keys = {}
+            for entry in entries if isinstance(entries, list) else []:
+                if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+                    continue
+                try:
+                    keys[entry.get("kid", "")] = jwt.PyJWK(entry).key
+                except (jwt.PyJWTError, ValueError, TypeError) as exc:
+                    log.warning(
+                        "OIDC key %s of %s left out: %s", entry.get("kid"), self.issuer, exc
+                    )
+            if keys:
+                self.keys = keys
 
     def _discover(self, requests: Any) -> str:
         url = f"{self.issuer}/.well-known/openid-configuration"
-        self.jwks_url = requests.get(url, timeout=FETCH_TIMEOUT).json()["jwks_uri"]
+        answer = requests.get(url, timeout=FETCH_TIMEOUT)
+        answer.raise_for_status()
+        self.jwks_url = answer.json()["jwks_uri"]
         return self.jwks_url
 
     def _start_refreshing(self) -> None:
         # Started on first use, in the worker: a thread started in gunicorn's
         # master would not survive the fork.
-        if self.refresher is not None:
-            return
-        self.refresher = threading.Thread(target=self._keep_refreshing, daemon=True)
-        self.refresher.start()
+        with self.lock:
+            if self.refresher is not None:
+                return
+            self.refresher = threading.Thread(target=self._keep_refreshing, daemon=True)
+            self.refresher.start()
         self.refresh()
 
     def _keep_refreshing(self) -> None:
         while True:
             time.sleep(REFRESH_SECONDS)
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # never let the refresher die
+                log.exception("OIDC key refresh failed")
 
 
 class ProxyAdmins:
@@ -200,8 +218,8 @@ class ProxyAdmins:
         if not any(headers.get(name) for name in PROXY_HEADERS):
             return None
         sent = headers.get("X-Gateway-Proxy-Secret", "").encode()
-        trusted_peer = peer is not None and any(
-            ipaddress.ip_address(peer) in network for network in self.networks
+        trusted_peer = _address(peer) is not None and any(
+            _address(peer) in network for network in self.networks
         )
         if not trusted_peer or not hmac.compare_digest(sent, self.secret):
             raise Unauthorized(
@@ -218,3 +236,11 @@ class ProxyAdmins:
             headers.get("X-Gateway-Tenant"),
             prefixes,
         )
+
+
+def _address(peer: str | None) -> Any:
+    """The peer's IP address (None for a unix socket's peer, or none: never trusted)."""
+    try:
+        return ipaddress.ip_address(peer or "")
+    except ValueError:
+        return None

@@ -53,17 +53,31 @@ def budgets_by_id(budget_ids: list[str]) -> dict[str, BudgetRow]:
     return {row.id: _row(row) for row in Budget.select().where(Budget.id.in_(budget_ids))}
 
 
-def put_budget(budget_id: str, tenant_id: str, kind: str, values: dict[str, Any]) -> BudgetRow:
-    """Create the budget or change its settings (limit, soft limit, period, zone, name)."""
+def put_budget(
+    budget_id: str,
+    tenant_id: str,
+    kind: str,
+    values: dict[str, Any],
+    version: int | None = None,
+) -> BudgetRow | None:
+    """Create the budget or change its settings (limit, soft limit, period, zone, name).
+
+    Given `version`, only a budget still at it is changed (None: it moved on).
+    """
     now = int(time.time())
     columns = {
         name: dumps(value) if name == "metadata" else value for name, value in values.items()
     }
+    condition = Budget.id == budget_id
+    if version is not None:
+        condition &= Budget.version == version
     updated = (
         Budget.update(**columns, updated_at=now, version=Budget.version + 1)
-        .where(Budget.id == budget_id)
+        .where(condition)
         .execute()
     )
+    if not updated and version is not None:
+        return None
     if not updated:
         Budget.insert(
             id=budget_id,

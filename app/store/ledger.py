@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from peewee import fn
+from peewee import SQL, fn
 
 from app.store.models import LedgerEntry, db
 from app.store.writes import insert_rows
@@ -104,7 +104,9 @@ def summary(
     keys: list[Any] = []
     for name in group_by:
         if name == "day":
-            day = LedgerEntry.created_at / SECONDS_PER_DAY * SECONDS_PER_DAY  # integer division
+            # The constant written into the SQL: PostgreSQL must see the GROUP BY
+            # expression as the selected one (bound parameters would differ).
+            day = SQL(f'(("created_at" / {SECONDS_PER_DAY}) * {SECONDS_PER_DAY})')
             selected.append(day.alias("day"))
             keys.append(day)
         else:
@@ -117,7 +119,7 @@ def summary(
     query = _filtered(filters, tenant_id, key_ids).select(*selected, *totals)
     if keys:
         query = query.group_by(*keys).order_by(*keys)
-    names = [getattr(column, "_alias", None) or column.name for column in selected]
+    names = [column._alias if hasattr(column, "_alias") else column.name for column in selected]
     return [
         {
             **{name: row[name] for name in names},

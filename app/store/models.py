@@ -410,7 +410,8 @@ class ScimUser(BaseModel):
     """A person provisioned over SCIM: whether, and as what, they may sign in as an admin."""
 
     id = CharField(primary_key=True, max_length=ID_LENGTH)
-    user_name = CharField(max_length=NAME_LENGTH, unique=True)
+    user_name = CharField(max_length=NAME_LENGTH)
+    name_key = CharField(max_length=NAME_LENGTH, unique=True)  # user_name, casefolded
     display_name = CharField(max_length=NAME_LENGTH, null=True)
     external_id = CharField(max_length=NAME_LENGTH, null=True)
     active = BooleanField()

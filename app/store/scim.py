@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError
 
 from app.compact_json import dumps
 from app.errors import Conflict
@@ -38,8 +38,15 @@ def _row(user: ScimUser) -> UserRow:
     return UserRow(**values)
 
 
+def name_key(user_name: str) -> str:
+    """What makes two userNames the same one: case does not count (RFC 7643, 4.1.1)."""
+    return user_name.casefold()
+
+
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
     columns = {name: values[name] for name in FIELDS if name in values}
+    if "user_name" in columns:
+        columns["name_key"] = name_key(columns["user_name"])
     if "key_prefixes" in columns:
         columns["key_prefixes"] = dumps(list(columns["key_prefixes"]))
     return columns
@@ -52,7 +59,7 @@ def get_user(user_id: str) -> UserRow | None:
 
 def user_named(user_name: str) -> UserRow | None:
     """userName is case-insensitive in SCIM (RFC 7643, 4.1.1)."""
-    user = ScimUser.get_or_none(fn.LOWER(ScimUser.user_name) == user_name.lower())
+    user = ScimUser.get_or_none(ScimUser.name_key == name_key(user_name))
     return _row(user) if user else None
 
 
@@ -101,7 +108,7 @@ def page_users(user_name: str | None, start: int, count: int) -> tuple[list[User
     """Users from the 1-based `start`, at most `count`, and how many match in all."""
     query = ScimUser.select()
     if user_name is not None:
-        query = query.where(fn.LOWER(ScimUser.user_name) == user_name.lower())
+        query = query.where(ScimUser.name_key == name_key(user_name))
     total = query.count()
     rows = query.order_by(ScimUser.created_at, ScimUser.id).offset(start - 1).limit(count)
     return [_row(user) for user in rows], total

@@ -235,3 +235,27 @@ def test_proxy_headers_without_a_configured_proxy_are_refused(make_app):
     )
     assert refused.status_code == 401
     assert refused.get_json()["error"]["code"] == "untrusted_proxy_headers"
+
+
+def test_an_algorithm_that_does_not_fit_the_named_key_is_a_401(plane, issuer):
+    app, _ = plane
+    # ES256 claimed for the issuer's RSA key: refused, not a crash.
+    mismatched = issuer.token(
+        "rsa-1", key=issuer.keys["ec-1"], algorithm="ES256", **ADMIN_EVERYWHERE
+    )
+    assert AdminClient(app, mismatched).refused("GET", "/keys", None, 401)["code"] == (
+        "invalid_admin_token"
+    )
+
+
+def test_a_peer_without_an_ip_address_is_never_the_proxy(plane):
+    app, _ = plane
+    headers = {
+        "X-Gateway-User": "u",
+        "X-Gateway-Role": "admin",
+        "X-Gateway-Tenant": "*",
+        "X-Gateway-Proxy-Secret": PROXY_SECRET,
+    }
+    for peer in ("", "unix:/run/gw.sock"):
+        answer = proxied(app, peer, **headers)
+        assert answer.status_code == 401, peer

@@ -231,3 +231,16 @@ def test_the_tenant_label_is_opt_in(plane, backend):
     }
     assert usage and not any("tenant" in dict(items) for items in usage)
     assert sum(usage.values()) == 2
+
+
+def test_a_prefix_limited_admin_cannot_change_shared_budgets_or_prices(plane):
+    app, root = plane
+    group = root.ok("POST", "/budgets", {"name": "shared", "max_budget_usd": 5}, 201)
+    limited = token_client(
+        app, root, role="admin", tenant_id="default", allowed_key_prefixes=["search-"]
+    )
+    assert limited.refused("PATCH", f"/budgets/{group['id']}", {"max_budget_usd": 0}, 403)
+    assert limited.refused("POST", "/budgets", {"name": "b", "max_budget_usd": 1}, 403)
+    price = {"model": "m", "input_micros_per_million": 1, "output_micros_per_million": 1}
+    assert limited.refused("PUT", "/prices", {"prices": [price]}, 403)
+    assert root.ok("GET", f"/budgets/{group['id']}")["max_budget_usd"] == 5

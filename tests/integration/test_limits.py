@@ -472,3 +472,39 @@ def test_a_budget_webhook_needs_its_secret(make_app):
 
     with pytest.raises(ConfigError, match="budget_webhook_secret"):
         make_app(**KEYS_MODE, budget_webhook_url="http://127.0.0.1:9/hook")
+
+
+def test_summaries_by_day_run_on_each_database(make_app, fresh_store, backend):
+    app = make_app(**KEYS_MODE, **fresh_store)
+    admin = AdminClient(app)
+    create(key_sdk(app, admin.key("k")), input="a")
+    (row,) = admin.ok("GET", "/usage/summary?group_by=day,model")["data"]
+    assert row["day"] % 86400 == 0 and row["requests"] == 1
+    lines = admin.call("GET", "/usage/summary.csv?group_by=day").get_data(as_text=True)
+    assert lines.splitlines()[0].startswith("day,requests,")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "param"),
+    [
+        ("POST", "/budgets", {"name": "b", "max_budget_usd": None}, "max_budget_usd"),
+        ("POST", "/keys", {"name": "k", "expires_at": 10**20}, "expires_at"),
+        ("GET", f"/ledger?start={10**20}", None, "start"),
+        ("GET", "/ledger?order=asc", None, "order"),
+        ("GET", "/ledger?before=led_x", None, "before"),
+    ],
+)
+def test_out_of_range_admin_input_is_a_400(keyed, method, path, body, param):
+    _, admin = keyed
+    assert admin.refused(method, path, body, 400)["param"] == param
+
+
+def test_a_stale_if_match_on_a_shared_budget_is_a_412(keyed):
+    _, admin = keyed
+    group = admin.ok("POST", "/budgets", {"name": "g", "max_budget_usd": 1}, 201)
+    stale = 'W/"1"'
+    admin.ok("PATCH", f"/budgets/{group['id']}", {"max_budget_usd": 2}, **{"If-Match": stale})
+    admin.refused(
+        "PATCH", f"/budgets/{group['id']}", {"max_budget_usd": 3}, 412, **{"If-Match": stale}
+    )
+    assert admin.ok("GET", f"/budgets/{group['id']}")["max_budget_usd"] == 2

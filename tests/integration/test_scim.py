@@ -142,3 +142,27 @@ def test_a_provisioned_user_needs_no_role_or_tenant_claims(plane, issuer):
     frank = AdminClient(app, bare)
     assert [t["id"] for t in frank.ok("GET", "/tenants")["data"]] == ["acme"]
     assert frank.key("made-by-frank")["tenant_id"] == "acme"
+
+
+def test_user_names_match_without_regard_to_case_beyond_ascii(plane, issuer):
+    app, root = plane
+    user = root.ok("POST", USERS, scim_user("Øystein@example.com"), 201)
+    taken = root.call("POST", USERS, scim_user("øYSTEIN@example.com"))
+    assert taken.status_code == 409
+    off = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    root.ok("PATCH", f"{USERS}/{user['id']}", off)
+    token = issuer.token("rsa-1", sub="øystein@EXAMPLE.com", **ADMIN_EVERYWHERE)
+    assert AdminClient(app, token).refused("GET", "/keys", None, 401)["code"] == "user_deactivated"
+
+
+def test_an_admin_limited_to_key_prefixes_cannot_provision(plane):
+    app, root = plane
+    limited = root.ok(
+        "POST",
+        "/admin-tokens",
+        {"name": "p", "role": "admin", "tenant_id": None, "allowed_key_prefixes": ["team-a"]},
+        201,
+    )
+    answer = AdminClient(app, limited["token"]).call("POST", USERS, scim_user("x@y.z", tenant="*"))
+    assert answer.status_code == 403
+    assert root.ok("GET", USERS)["totalResults"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from flask import Response, current_app, jsonify, request, stream_with_context
@@ -10,6 +11,7 @@ from app.api.gateway import ADMIN_PAGE, MAX_ADMIN_PAGE, admin_context, bp
 from app.api.http import int_arg, json_body, page_args
 from app.errors import InvalidRequest
 from app.protocol.gateway import schemas
+from app.protocol.gateway.schemas import MAX_TIME
 from app.protocol.responses.objects import list_object
 from app.protocol.responses.schemas.errors import validate_body
 from app.services.admin import usage as use
@@ -26,8 +28,8 @@ def ledger_filters() -> dict[str, Any]:
         raise InvalidRequest(
             f"Invalid 'status': expected one of {', '.join(LEDGER_STATUSES)}.", param="status"
         )
-    filters["start"] = int_arg("start", default=None, minimum=0)
-    filters["end"] = int_arg("end", default=None, minimum=0)
+    filters["start"] = int_arg("start", default=None, minimum=0, maximum=MAX_TIME)
+    filters["end"] = int_arg("end", default=None, minimum=0, maximum=MAX_TIME)
     return filters
 
 
@@ -52,6 +54,11 @@ def put_prices() -> Any:
 def list_ledger() -> Any:
     filters = ledger_filters()
     page = page_args(default=ADMIN_PAGE, maximum=MAX_ADMIN_PAGE)
+    if page["order"] != "desc" or page["before"] is not None:
+        raise InvalidRequest(
+            "The ledger pages newest first, with 'after' only.",
+            param="order" if page["order"] != "desc" else "before",
+        )
     entries, more = use.list_ledger(admin_context(), filters, page["limit"], page["after"])
     return jsonify(list_object(entries, more))
 
@@ -70,8 +77,9 @@ def usage_summary() -> Any:
 
 @bp.get("/usage/summary.csv")
 def usage_summary_csv() -> Any:
-    rows = use.summary(admin_context(), ledger_filters(), group_by())
-    return _csv(use.summary_csv(rows), "usage-summary.csv")
+    groups = group_by()
+    rows = use.summary(admin_context(), ledger_filters(), groups)
+    return _csv(use.summary_csv(rows, use.summary_columns(groups)), "usage-summary.csv")
 
 
 @bp.get("/tenants/<tenant_id>/usage")
@@ -87,5 +95,10 @@ def usage_metrics() -> Any:
 
 
 def _csv(lines: Any, filename: str) -> Response:
+    """Stream `lines`; the header and the first row are made first, so that a query that
+    fails does so before the 200, as an error response."""
+    lines = iter(lines)
+    first = [line for line in (next(lines, None), next(lines, None)) if line is not None]
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    return Response(stream_with_context(lines), mimetype=CSV, headers=headers)
+    body = stream_with_context(itertools.chain(first, lines))
+    return Response(body, mimetype=CSV, headers=headers)

@@ -24,6 +24,7 @@ MAX_USD = 1e9
 MAX_LIMIT = 2**31 - 1
 MAX_PRICES = 1000
 MAX_MICROS_PER_MILLION = 10**12
+MAX_TIME = 2**53  # seconds: far beyond any date, within what every database holds
 TENANT_STATUSES = ("active", "disabled")
 
 
@@ -57,7 +58,8 @@ def _time_zone(name: str) -> None:
 
 
 def _usd(**kwargs: object) -> Number:
-    return Number(allow_none=True, validate=validate.Range(0, MAX_USD), **kwargs)
+    kwargs.setdefault("allow_none", True)  # null: no budget
+    return Number(validate=validate.Range(0, MAX_USD), **kwargs)
 
 
 def _limit() -> Integer:
@@ -112,7 +114,7 @@ class CreateKey(KeyLimits):
     project_id = _owner_id(allow_none=True)
     user_id = _owner_id(allow_none=True)
     allowed_models = ModelPatterns()
-    expires_at = Integer(allow_none=True, validate=validate.Range(min=1))
+    expires_at = Integer(allow_none=True, validate=validate.Range(1, MAX_TIME))
     metadata = Metadata()
 
 
@@ -121,7 +123,7 @@ class UpdateKey(KeyLimits):
     project_id = _owner_id(allow_none=True)
     user_id = _owner_id(allow_none=True)
     allowed_models = ModelPatterns()
-    expires_at = Integer(allow_none=True, validate=validate.Range(min=1))
+    expires_at = Integer(allow_none=True, validate=validate.Range(1, MAX_TIME))
     metadata = Metadata()
     status = Text(validate=validate.OneOf(KEY_STATUSES))
 
@@ -133,7 +135,7 @@ class RotateKey(Strict):
 class CreateBudget(BudgetFields):
     name = _name(required=True)
     tenant_id = Text(validate=FullMatch(TENANT_ID, error="Not a tenant id."))
-    max_budget_usd = _usd(required=True)
+    max_budget_usd = _usd(required=True, allow_none=False)
     metadata = Metadata()
 
 
@@ -170,7 +172,7 @@ class CreateAdminToken(Strict):
     allowed_key_prefixes = fields.List(
         Text(validate=validate.Length(1, MAX_NAME)), validate=validate.Length(max=100)
     )
-    expires_at = Integer(allow_none=True, validate=validate.Range(min=1))
+    expires_at = Integer(allow_none=True, validate=validate.Range(1, MAX_TIME))
 
 
 CREATE_TENANT = CreateTenant()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.errors import Conflict, InvalidRequest, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from app.protocol.gateway.objects import budget_object
 from app.protocol.ids import new_id
 from app.services.admin import (
@@ -91,8 +91,15 @@ def visible_budget(context: AdminContext, budget_id: str) -> BudgetRow:
     return budget
 
 
-def create_budget(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:
+def _require_whole_tenant(context: AdminContext) -> None:
+    """A shared budget counts keys of any name: not for an admin limited to key prefixes."""
     context.admin.require_write()
+    if context.admin.key_prefixes:
+        raise PermissionDenied("An admin limited to key prefixes cannot change shared budgets.")
+
+
+def create_budget(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:
+    _require_whole_tenant(context)
     tenant_id = body.get("tenant_id") or context.admin.tenant_id or "default"
     budget_id = new_id("bud")
     _, changes = split(body)
@@ -126,7 +133,7 @@ def list_budgets(context: AdminContext, page: dict[str, Any]) -> tuple[list[dict
 def update_budget(
     context: AdminContext, budget_id: str, body: dict[str, Any], expected: int | None
 ) -> dict[str, Any]:
-    context.admin.require_write()
+    _require_whole_tenant(context)
     if "max_budget_usd" in body and body["max_budget_usd"] is None:
         raise InvalidRequest(
             "Invalid 'max_budget_usd': a shared budget keeps a limit (delete it instead).",
@@ -138,7 +145,10 @@ def update_budget(
     def update() -> BudgetRow:
         before = visible_budget(context, budget_id)
         check_version(before.version, expected)
-        after = budgets.put_budget(budget_id, before.tenant_id, GROUP, {**_columns(changes), **own})
+        columns = {**_columns(changes), **own}
+        after = budgets.put_budget(budget_id, before.tenant_id, GROUP, columns, before.version)
+        if after is None:
+            check_version(-1, before.version)  # changed since it was read: a 412
         diff = field_diff(budget_object(before), budget_object(after))
         audit(
             context,
@@ -154,7 +164,7 @@ def update_budget(
 
 
 def delete_budget(context: AdminContext, budget_id: str) -> None:
-    context.admin.require_write()
+    _require_whole_tenant(context)
 
     def delete() -> None:
         before = visible_budget(context, budget_id)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.auth.admin import ROLES
-from app.errors import InvalidRequest, NotFound
+from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.protocol.ids import new_id
 from app.services.admin import AdminContext, audit, commit_change
 from app.store import scim
@@ -27,6 +27,8 @@ EXTENSION = "urn:ietf:params:scim:schemas:extension:gateway:2.0:User"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_COUNT = 500
+MAX_START = 2**31 - 1
+LENGTHS = {"user_name": 256, "display_name": 256, "external_id": 256, "tenant_id": 64}
 FILTER = re.compile(r'\s*userName\s+eq\s+"((?:[^"\\]|\\.)*)"\s*', re.IGNORECASE)
 SIMPLE = {
     "userName": "user_name",
@@ -99,6 +101,10 @@ def _checked(values: dict[str, Any], partial: bool) -> dict[str, Any]:
     name = values.get("user_name")
     if (not partial or "user_name" in values) and (not isinstance(name, str) or not name.strip()):
         raise ScimError("userName is required: a non-empty string.", "invalidValue")
+    for column, limit in LENGTHS.items():
+        value = values.get(column)
+        if isinstance(value, str) and len(value) > limit:
+            raise ScimError(f"{column} is longer than {limit} characters.", "invalidValue")
     if "active" in values and not isinstance(values["active"], bool):
         raise ScimError("active must be true or false.", "invalidValue")
     for column in ("display_name", "external_id"):
@@ -114,6 +120,8 @@ def _checked(values: dict[str, Any], partial: bool) -> dict[str, Any]:
         prefixes = values["key_prefixes"] or ()
         if not isinstance(prefixes, (list, tuple)) or not all(isinstance(p, str) for p in prefixes):
             raise ScimError("keyPrefixes must be a list of strings.", "invalidValue")
+        if len(prefixes) > 100 or any(len(prefix) > 256 for prefix in prefixes):
+            raise ScimError("keyPrefixes: at most 100, of 256 characters each.", "invalidValue")
         values["key_prefixes"] = tuple(prefixes)
     return values
 
@@ -159,7 +167,7 @@ def list_users(context: AdminContext, query: dict[str, str]) -> tuple[list[UserR
         if match is None:
             raise ScimError('Only filter=userName eq "…" is supported.', "invalidFilter")
         user_name = match.group(1).replace('\\"', '"').replace("\\\\", "\\")
-    start = _int(query.get("startIndex"), 1, "startIndex")
+    start = min(_int(query.get("startIndex"), 1, "startIndex"), MAX_START)
     count = min(_int(query.get("count"), 100, "count", minimum=0), MAX_COUNT)
     users, total = scim.page_users(user_name, max(start, 1), count)
     return users, total, max(start, 1)
@@ -256,7 +264,9 @@ def delete_user(context: AdminContext, user_id: str) -> None:
 
 
 def _require(context: AdminContext, write: bool = False) -> None:
-    """Provisioning is for admins of every tenant."""
+    """Provisioning is for admins of every tenant and every key: a user's scope may be any."""
     context.admin.require_super()
+    if context.admin.key_prefixes:
+        raise PermissionDenied("An admin limited to key prefixes cannot provision users.")
     if write:
         context.admin.require_write()

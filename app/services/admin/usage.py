@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from app.errors import InvalidRequest, NotFound
+from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.protocol.gateway.objects import ledger_entry_object, price_table_object, usd
 from app.services import limits
 from app.services.admin import AdminContext, audit, commit_change, visible_tenant
@@ -61,9 +61,9 @@ def _price_scope(context: AdminContext, tenant_id: str | None) -> str:
 def put_prices(context: AdminContext, body: dict[str, Any]) -> dict[str, Any]:
     """Write a new version of a price table; requests admitted from then on use it."""
     context.admin.require_write()
+    if context.admin.key_prefixes:
+        raise PermissionDenied("An admin limited to key prefixes cannot change prices.")
     tenant_id = body.get("tenant_id")
-    if tenant_id is None and context.admin.tenant_id is None:
-        context.admin.require_super()
     rows = [
         {
             "model": price["model"],
@@ -109,7 +109,11 @@ def list_ledger(
     cursor = None
     if after is not None:
         row = LedgerEntry.get_or_none(LedgerEntry.id == after)
-        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+        outside = row is not None and (
+            (tenant_id is not None and row.tenant_id != tenant_id)
+            or (key_ids is not None and not context.admin.sees_key(row.tenant_id, row.key_name))
+        )
+        if row is None or outside:
             raise NotFound(f"No ledger entry with id '{after}'.", param="after")
         cursor = (row.created_at, row.id)
     rows, more = ledger.page(filters, limit, cursor, tenant_id, key_ids)
@@ -150,13 +154,28 @@ def summary(
     return rows
 
 
-def summary_csv(rows: list[dict[str, Any]]) -> Iterator[str]:
-    if not rows:
-        yield _csv_line(["requests", "cost_usd"])
-        return
-    yield _csv_line(list(rows[0]))
+def summary_columns(group_by: list[str]) -> list[str]:
+    """The columns of a summary grouped by `group_by`, in order."""
+    names = {
+        "key": ["key_id", "key_name"],
+        "tenant": ["tenant_id"],
+        "project": ["project_id"],
+        "user": ["user_id"],
+    }
+    groups = [column for name in group_by for column in names.get(name, [name])]
+    return [*groups, "requests", *TOKEN_KINDS, "cost_usd"]
+
+
+def summary_csv(rows: list[dict[str, Any]], columns: list[str]) -> Iterator[str]:
+    """The summary as CSV: its group columns, then the totals (costs as exact decimals)."""
+    yield _csv_line(columns)
     for row in rows:
-        yield _csv_line(list(row.values()))
+        yield _csv_line(
+            [
+                _usd_text(round(row[name] * 1_000_000)) if name == "cost_usd" else row[name]
+                for name in columns
+            ]
+        )
 
 
 def tenant_usage(context: AdminContext, tenant_id: str, filters: dict[str, Any]) -> dict[str, Any]:
@@ -235,11 +254,11 @@ def metrics_text(context: AdminContext, known_models: set[str], by_tenant: bool 
     for (tenant, model, status), values in sorted(totals.items()):
         labels = _labels(tenant=tenant, model=model, status=status)
         lines.append(f"gateway_usage_cost_usd_total{labels} {_usd_text(values['cost_micros'])}")
-    lines += _budget_lines(tenant_id)
+    lines += _budget_lines(tenant_id, by_tenant)
     return "\n".join(lines) + "\n"
 
 
-def _budget_lines(tenant_id: str | None) -> list[str]:
+def _budget_lines(tenant_id: str | None, by_tenant: bool) -> list[str]:
     """Shared and tenant budgets (not keys' own: those would be a label per key)."""
     lines = [
         "# HELP gateway_budget_usd Shared and tenant budgets: limit, spent and reserved, in USD.",
@@ -251,9 +270,8 @@ def _budget_lines(tenant_id: str | None) -> list[str]:
             ("spent", budget.spent_micros),
             ("reserved", budget.reserved_micros),
         ):
-            labels = _labels(
-                budget=budget.id, tenant=budget.tenant_id, kind=budget.kind, value=name
-            )
+            tenant = budget.tenant_id if by_tenant else ""
+            labels = _labels(budget=budget.id, tenant=tenant, kind=budget.kind, value=name)
             lines.append(f"gateway_budget_usd{labels} {_usd_text(micros)}")
     return lines
 

@@ -18,7 +18,8 @@ from peewee import (
 
 class ScimUser(Model):
     id = CharField(primary_key=True, max_length=80)
-    user_name = CharField(max_length=256, unique=True)
+    user_name = CharField(max_length=256)
+    name_key = CharField(max_length=256, unique=True)
     display_name = CharField(max_length=256, null=True)
     external_id = CharField(max_length=256, null=True)
     active = BooleanField()
