@@ -67,6 +67,11 @@ STORE_WRITES_WAITING = Gauge(
     "Writes waiting for SQLite's write lock (another process holds it)",
     multiprocess_mode="livesum",
 )
+SHARED_WRITES = Histogram(
+    "gateway_store_shared_writes",
+    "Requests' writes committed by one shared SQLite transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 CIRCUIT_OPEN = Gauge(
     "gateway_circuit_open",
     "1 while a backend's breaker is open",

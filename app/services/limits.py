@@ -165,7 +165,8 @@ def admit(
                 amount=amount,
                 ttl=RESERVATION_SECONDS,
                 now=now,
-            )
+            ),
+            shared=True,
         )
     except store.Refused as refused:
         raise _refusal(refused, limits.max_parallel) from None
@@ -280,7 +281,7 @@ def settle_alone(
         return
     status = 500 if error is None else error.status  # None: the gateway's own failure
     try:
-        write_transaction(lambda: settle(admission, response, status, error))
+        write_transaction(lambda: settle(admission, response, status, error), shared=True)
         send_alerts(admission)
     except GatewayError as exc:  # the client gets the first error; the sweep frees the hold
         log.error("could not settle request of key %s: %s", admission.principal.key_id, exc)

@@ -122,7 +122,7 @@ def persist(prepared: Prepared) -> None:
         return
     try:
         with db.connection_context():
-            write_transaction(write)
+            write_transaction(write, shared=True)
     except StoreError as exc:
         log.error("could not store response %s: %s", response["id"], exc.message)
         raise

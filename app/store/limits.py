@@ -7,7 +7,10 @@ conditional upsert, a parallel slot likewise. PostgreSQL re-checks such a
 WHERE on the row it locked, and SQLite runs one writer at a time, so N
 concurrent requests whose estimates exceed a budget admit exactly the
 number that fits, on any number of workers and nodes. The caller runs
-`admit` in one transaction: a refusal of any part rolls back the others.
+`admit` in one transaction; a refusal of any part gives back what the parts
+before it took, in that transaction, so the refusal leaves nothing behind
+even when the transaction is shared with other requests' writes
+(app/store/writes.py).
 
 `settle` is the other half, in the transaction that stores the response:
 the reservation row is deleted, and only the caller that deleted it takes
@@ -25,7 +28,7 @@ from typing import Any
 
 from app.protocol.ids import new_id
 from app.store.models import Budget, RateWindow, Reservation, db
-from app.store.writes import insert_rows
+from app.store.writes import Refusal, insert_rows
 
 UNLIMITED = 2**62
 WINDOW_SECONDS = 60
@@ -57,6 +60,11 @@ RELEASE_SLOT = "UPDATE key_inflight SET inflight = inflight - 1 WHERE key_id = {
 CORRECT_TOKENS = (
     "UPDATE rate_windows SET tokens = tokens + {p} WHERE key_id = {p} AND window_start = {p}"
 )
+UNTAKE_WINDOW = (
+    "UPDATE rate_windows SET requests = requests - 1, tokens = tokens - {p} "
+    "WHERE key_id = {p} AND window_start = {p}"
+)
+UNRESERVE_BUDGET = "UPDATE budgets SET reserved_micros = reserved_micros - {p} WHERE id = {p}"
 TAKE_SLOT = (
     "INSERT INTO key_inflight (key_id, inflight) VALUES ({p}, 1) "
     "ON CONFLICT (key_id) DO UPDATE SET inflight = key_inflight.inflight + 1 "
@@ -64,8 +72,11 @@ TAKE_SLOT = (
 )
 
 
-class Refused(Exception):
-    """A limit said no: `which` is `requests`, `tokens`, `parallel` or `budget`."""
+class Refused(Refusal):
+    """A limit said no: `which` is `requests`, `tokens`, `parallel` or `budget`.
+
+    Raised having given back whatever the admission took before it.
+    """
 
     def __init__(self, which: str, window: WindowUse | None = None, budget_id: str = "") -> None:
         super().__init__(which)
@@ -135,12 +146,17 @@ def admit(
     window = None
     if rpm is not None or tpm is not None:
         window = _take_window(key_id, int(now) // WINDOW_SECONDS * WINDOW_SECONDS, rpm, tpm, tokens)
-    if max_parallel is not None and _one(TAKE_SLOT, (key_id, max_parallel)) is None:
+    slot = max_parallel is not None
+    if slot and _one(TAKE_SLOT, (key_id, max_parallel)) is None:
+        _give_back(key_id, window, tokens, False, amount, [])
         raise Refused("parallel", window)
+    reserved: list[str] = []
     for budget_id, period_start in sorted(budgets):  # one order everywhere: no deadlock
         params = (period_start,) * 3 + (amount, budget_id, period_start, amount)
         if db.execute_sql(_sql(RESERVE_BUDGET), params).rowcount != 1:
+            _give_back(key_id, window, tokens, slot, amount, reserved)
             raise Refused("budget", window, budget_id)
+        reserved.append(budget_id)
     held = Held(
         reservation_id=new_id("rsv"),
         budget_ids=tuple(sorted(budget for budget, _ in budgets)),
@@ -162,6 +178,23 @@ def admit(
     }
     insert_rows(Reservation, [row])  # SQL made once: this runs on every admitted request
     return held
+
+
+def _give_back(
+    key_id: str,
+    window: WindowUse | None,
+    tokens: int,
+    slot: bool,
+    amount: int,
+    budget_ids: Sequence[str],
+) -> None:
+    """Undo what a refused admission took before the refusal (it may share a transaction)."""
+    if window is not None:
+        db.execute_sql(_sql(UNTAKE_WINDOW), (tokens, key_id, window.start))
+    if slot:
+        _release_slot(key_id)
+    for budget_id in budget_ids:
+        db.execute_sql(_sql(UNRESERVE_BUDGET), (amount, budget_id))
 
 
 def _take_window(

@@ -12,7 +12,10 @@ disabled through one is refused by the other on its very next request.
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
+import time
 
 import pytest
 import requests
@@ -105,6 +108,58 @@ def test_two_workers_on_sqlite_admit_exactly_what_fits(start_gateway, backend):
     gateway = start_gateway(workers=2, **KEYS_ENV)
     statuses, key = race([gateway], backend)
     check_books(gateway, key, statuses)
+
+
+def shared_writes(gateway: Gateway) -> tuple[float, float]:
+    """(transactions, writes) of the gateway's shared SQLite writes, from its metrics."""
+    exposition = requests.get(f"{gateway.url}/metrics", timeout=5).text
+    found = re.findall(r"^gateway_store_shared_writes_(count|sum) (\S+)", exposition, re.M)
+    totals = dict(found)
+    return float(totals.get("count", 0)), float(totals.get("sum", 0))
+
+
+def store_writes_waiting(gateway: Gateway) -> float:
+    exposition = requests.get(f"{gateway.url}/metrics", timeout=5).text
+    found = re.search(r"^gateway_store_writes_waiting (\S+)", exposition, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def test_requests_waiting_for_the_lock_share_one_transaction_per_worker(
+    start_gateway, backend, tmp_path
+):
+    gateway = start_gateway(workers=2, **KEYS_ENV)
+    admin(gateway, "PUT", "/prices", PRICES)
+    key = admin(gateway, "POST", "/keys", {"name": "shared", "max_budget_usd": 1.0})
+    before = shared_writes(gateway)
+    lock = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
+    statuses: list[int] = []
+
+    def client() -> None:
+        body = {"model": "fake-model", "input": "go", "max_output_tokens": 10}
+        headers = {"Authorization": f"Bearer {key['secret']}"}
+        reply = requests.post(f"{gateway.url}/v1/responses", json=body, headers=headers, timeout=30)
+        statuses.append(reply.status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while store_writes_waiting(gateway) < CLIENTS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store_writes_waiting(gateway) == CLIENTS  # every admission waits, in two workers
+    lock.rollback()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [200] * CLIENTS
+    transactions, writes = (
+        after - first for after, first in zip(shared_writes(gateway), before, strict=True)
+    )
+    assert writes == 2 * CLIENTS  # each request's admission, then its settlement
+    # The admissions queued behind the lock: one transaction in each worker carried them.
+    assert transactions <= 2 + CLIENTS, (transactions, writes)
+    rows = admin(gateway, "GET", f"/ledger?key_id={key['id']}")["data"]
+    assert len(rows) == CLIENTS and {row["status"] for row in rows} == {"completed"}
 
 
 def test_two_gateways_on_one_postgres_admit_exactly_what_fits(
