@@ -5,7 +5,10 @@ a tenant (None: every tenant, a super-admin) and, optionally, the key-name
 prefixes it may see and touch. The token of `GATEWAY_ADMIN_TOKEN` is a
 super-admin; only its HMAC is held, compared in constant time. Tokens made
 through `/v1/gateway/admin-tokens` (`gwa-<id>_<secret>`) are found by their
-id and checked the same way; they carry their own role and scope.
+id and checked the same way; they carry their own role and scope. A token
+made by a signed-in user (OIDC or the trusted proxy) works only while that
+user may sign in: once its SCIM user is deactivated or deleted, the token
+is refused too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from app.errors import PermissionDenied, Unauthorized
 VIEWER, ADMIN = "viewer", "admin"
 ROLES = (VIEWER, ADMIN)
 STATIC_ACTOR = "admin-token:env"
+SIGN_INS = ("oidc", "proxy")  # the actors of sign-ins: "oidc:<sub>", "proxy:<user>"
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,9 @@ class AdminAuth:
             return None
         if row.expires_at is not None and row.expires_at <= time.time():
             raise Unauthorized("This admin token has expired.", code="admin_token_expired")
+        source, _, user_name = row.created_by.partition(":")
+        if source in SIGN_INS:  # made by a signed-in user: it lasts only while they may sign in
+            provisioned_user(user_name)
         return Admin(
             actor=f"admin-token:{row.id}",
             role=row.role,
@@ -129,6 +136,10 @@ def provisioned_user(user_name: str) -> Any:
     from app.store import scim
 
     user = scim.user_named(user_name)
+    if user is not None and user.deleted_at is not None:
+        raise Unauthorized(
+            f"The user '{user_name}' has been deprovisioned.", code="user_deprovisioned"
+        )
     if user is not None and not user.active:
         raise Unauthorized(f"The user '{user_name}' is deactivated.", code="user_deactivated")
     return user

@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from peewee import PostgresqlDatabase
+
 from app.compact_json import dumps
-from app.store.models import Budget, VirtualKey
+from app.store.models import Budget, VirtualKey, db
 from app.store.tenancy import bump_auth_version, keyset_page
 
 KEY, GROUP, TENANT = "key", "group", "tenant"
@@ -107,6 +109,17 @@ def delete_budget(budget_id: str) -> bool:
     if deleted:
         bump_auth_version()
     return bool(deleted)
+
+
+def lock_budget(budget_id: str, share: bool) -> None:
+    """Hold the budget's row until the transaction ends: a key moving into a shared budget
+    (`share`) and the budget's deletion then run one after the other, never both.
+
+    PostgreSQL only: SQLite runs one write transaction at a time anyway.
+    """
+    if isinstance(db.obj, PostgresqlDatabase):
+        mode = "SHARE" if share else "UPDATE"
+        db.execute_sql(f"SELECT id FROM budgets WHERE id = %s FOR {mode}", (budget_id,))
 
 
 def keys_in_group(budget_id: str) -> bool:

@@ -421,6 +421,7 @@ class ScimUser(BaseModel):
     created_at = BigIntegerField()
     updated_at = BigIntegerField()
     version = IntegerField()
+    deleted_at = BigIntegerField(null=True)  # deleted over SCIM: its sign-ins stay refused
 
     class Meta:
         table_name = "scim_users"

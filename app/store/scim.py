@@ -1,4 +1,10 @@
-"""Users provisioned over SCIM: rows in, plain dataclasses out."""
+"""Users provisioned over SCIM: rows in, plain dataclasses out.
+
+A user deleted over SCIM stays as a deprovisioned row (`deleted_at`), out
+of every SCIM answer, so that sign-ins by its name are still refused
+rather than judged by their claims again; provisioning the name anew
+replaces it.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ class UserRow:
     created_at: int
     updated_at: int
     version: int
+    deleted_at: int | None = None
 
 
 def _row(user: ScimUser) -> UserRow:
@@ -53,20 +60,23 @@ def _columns(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_user(user_id: str) -> UserRow | None:
-    user = ScimUser.get_or_none(ScimUser.id == user_id)
+    """A provisioned user (None: unknown, or deleted)."""
+    user = ScimUser.get_or_none((ScimUser.id == user_id) & ScimUser.deleted_at.is_null())
     return _row(user) if user else None
 
 
 def user_named(user_name: str) -> UserRow | None:
-    """userName is case-insensitive in SCIM (RFC 7643, 4.1.1)."""
+    """The user of a name, deprovisioned ones too (userName is case-insensitive, RFC 7643)."""
     user = ScimUser.get_or_none(ScimUser.name_key == name_key(user_name))
     return _row(user) if user else None
 
 
 def _check_name_free(user_name: str, user_id: str) -> None:
-    """userName is unique without regard to case (the unique index alone would not be)."""
+    """userName is unique without regard to case; a deprovisioned user's name is taken anew."""
     other = user_named(user_name)
-    if other is not None and other.id != user_id:
+    if other is not None and other.deleted_at is not None:
+        ScimUser.delete().where(ScimUser.id == other.id).execute()
+    elif other is not None and other.id != user_id:
         raise Conflict(f"A user named '{other.user_name}' exists.", code="uniqueness")
 
 
@@ -101,12 +111,19 @@ def update_user(user: UserRow, changes: dict[str, Any]) -> UserRow:
 
 
 def delete_user(user_id: str) -> bool:
-    return bool(ScimUser.delete().where(ScimUser.id == user_id).execute())
+    """Deprovision: the user leaves SCIM's answers, and sign-ins by its name stay refused."""
+    now = int(time.time())
+    deprovisioned = (
+        ScimUser.update(deleted_at=now, active=False, updated_at=now, version=ScimUser.version + 1)
+        .where((ScimUser.id == user_id) & ScimUser.deleted_at.is_null())
+        .execute()
+    )
+    return bool(deprovisioned)
 
 
 def page_users(user_name: str | None, start: int, count: int) -> tuple[list[UserRow], int]:
     """Users from the 1-based `start`, at most `count`, and how many match in all."""
-    query = ScimUser.select()
+    query = ScimUser.select().where(ScimUser.deleted_at.is_null())
     if user_name is not None:
         query = query.where(ScimUser.name_key == name_key(user_name))
     total = query.count()

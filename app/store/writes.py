@@ -213,9 +213,12 @@ def _lead(mine: _Shared, wait: float) -> None:
     broken: list[Exception] = []  # the write whose failure rolled the transaction back
 
     def run_taken() -> None:
-        with _writers.mutex:
-            taken.extend(_writers.waiting[:MAX_SHARED])
-            del _writers.waiting[:MAX_SHARED]
+        if not taken:  # (a transaction retried for its lock runs the same writes again)
+            with _writers.mutex:
+                taken.extend(_writers.waiting[:MAX_SHARED])
+                del _writers.waiting[:MAX_SHARED]
+        outcomes.clear()
+        broken.clear()
         for write in taken:
             try:
                 outcomes.append((write.body(), None))

@@ -22,6 +22,7 @@ import pytest
 
 from app.auth.principal import BudgetRef
 from app.services import limits
+from app.services.admin.budgets import check_group
 from app.store import db
 from app.store import limits as store_limits
 from app.store.budgets import get_budget, put_budget
@@ -508,3 +509,44 @@ def test_a_stale_if_match_on_a_shared_budget_is_a_412(keyed):
         "PATCH", f"/budgets/{group['id']}", {"max_budget_usd": 3}, 412, **{"If-Match": stale}
     )
     assert admin.ok("GET", f"/budgets/{group['id']}")["max_budget_usd"] == 2
+
+
+def test_a_budget_is_not_deleted_under_a_key_moving_into_it_on_postgres(make_app, fresh_postgres):
+    # Two admins at once on PostgreSQL: one moves a key into a shared budget while the
+    # other deletes that budget. The move holds the budget's row; the deletion waits for
+    # it, then sees the key and refuses. Never a key counting in a budget that is gone.
+    app = make_app(**KEYS_MODE, **fresh_postgres)
+    admin = AdminClient(app)
+    group = admin.ok("POST", "/budgets", {"name": "team", "max_budget_usd": 1}, 201)
+    key = admin.key("mover")
+    moving, may_commit = threading.Event(), threading.Event()
+
+    def move_in() -> None:
+        def change() -> None:
+            check_group(group["id"], "default")  # takes the budget's row
+            db.execute_sql(
+                "UPDATE virtual_keys SET budget_id = %s WHERE id = %s", (group["id"], key["id"])
+            )
+            moving.set()
+            assert may_commit.wait(10)
+
+        with db.connection_context():
+            write_transaction(change)
+
+    mover = threading.Thread(target=move_in)
+    mover.start()
+    assert moving.wait(10)
+    answers: list = []
+    deleter = threading.Thread(
+        target=lambda: answers.append(admin.call("DELETE", f"/budgets/{group['id']}"))
+    )
+    deleter.start()
+    deleter.join(0.5)
+    assert deleter.is_alive(), "the deletion did not wait for the key's move"
+    may_commit.set()
+    mover.join(10)
+    deleter.join(10)
+    assert answers[0].status_code == 409
+    assert answers[0].get_json()["error"]["code"] == "budget_in_use"
+    assert admin.ok("GET", f"/keys/{key['id']}")["budget_id"] == group["id"]
+    assert admin.ok("GET", f"/budgets/{group['id']}")["id"] == group["id"]

@@ -166,3 +166,42 @@ def test_an_admin_limited_to_key_prefixes_cannot_provision(plane):
     answer = AdminClient(app, limited["token"]).call("POST", USERS, scim_user("x@y.z", tenant="*"))
     assert answer.status_code == 403
     assert root.ok("GET", USERS)["totalResults"] == 0
+
+
+def test_a_deleted_user_stays_refused_until_provisioned_anew(plane, issuer):
+    app, root = plane
+    user = root.ok("POST", USERS, scim_user("gina@example.com", role="admin", tenant="acme"), 201)
+    # Its IdP still hands out tokens whose claims would let it in everywhere.
+    gina = AdminClient(app, issuer.token("rsa-1", sub="gina@example.com", **ADMIN_EVERYWHERE))
+    assert [t["id"] for t in gina.ok("GET", "/tenants")["data"]] == ["acme"]
+    assert root.call("DELETE", f"{USERS}/{user['id']}").status_code == 204
+    assert gina.refused("GET", "/tenants", None, 401)["code"] == "user_deprovisioned"
+    assert root.call("GET", f"{USERS}/{user['id']}").status_code == 404
+    assert root.call("DELETE", f"{USERS}/{user['id']}").status_code == 404
+    listed = root.ok("GET", f'{USERS}?filter=userName eq "gina@example.com"')
+    assert listed["totalResults"] == 0
+    again = root.ok("POST", USERS, scim_user("GINA@example.com", role="viewer", tenant="acme"), 201)
+    assert again["id"] != user["id"]
+    assert [t["id"] for t in gina.ok("GET", "/tenants")["data"]] == ["acme"]
+    assert gina.refused("POST", "/keys", {"name": "x"}, 403)  # as the new user says: a viewer
+
+
+def test_admin_tokens_made_by_a_signed_in_user_end_with_its_sign_in(plane, issuer):
+    app, root = plane
+    user = root.ok("POST", USERS, scim_user("hank@example.com", role="admin", tenant="acme"), 201)
+    hank = AdminClient(app, issuer.token("rsa-1", sub="hank@example.com"))
+    made = hank.ok("POST", "/admin-tokens", {"name": "ci", "role": "viewer"}, 201)
+    assert made["created_by"] == "oidc:hank@example.com"
+    minted = AdminClient(app, made["token"])
+    assert minted.ok("GET", "/keys")["data"] == []
+    off = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    root.ok("PATCH", f"{USERS}/{user['id']}", off)
+    assert minted.refused("GET", "/keys", None, 401)["code"] == "user_deactivated"
+    on = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": True}]}
+    root.ok("PATCH", f"{USERS}/{user['id']}", on)
+    assert minted.ok("GET", "/keys")["data"] == []
+    assert root.call("DELETE", f"{USERS}/{user['id']}").status_code == 204
+    assert minted.refused("GET", "/keys", None, 401)["code"] == "user_deprovisioned"
+    # Tokens made by the gateway's own admins do not hang on any sign-in.
+    plain = root.ok("POST", "/admin-tokens", {"name": "ops", "role": "viewer"}, 201)
+    assert AdminClient(app, plain["token"]).ok("GET", "/keys")["data"] == []

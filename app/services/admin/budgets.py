@@ -75,6 +75,7 @@ def check_group(budget_id: str | None, tenant_id: str) -> None:
     """A key may count in a shared budget of its own tenant only."""
     if budget_id is None:
         return
+    budgets.lock_budget(budget_id, share=True)  # not deleted until this key's change commits
     group = budgets.get_budget(budget_id)
     if group is None or group.kind != GROUP or group.tenant_id != tenant_id:
         raise InvalidRequest(
@@ -167,6 +168,7 @@ def delete_budget(context: AdminContext, budget_id: str) -> None:
     _require_whole_tenant(context)
 
     def delete() -> None:
+        budgets.lock_budget(budget_id, share=False)  # no key moves in while this one looks
         before = visible_budget(context, budget_id)
         if budgets.keys_in_group(budget_id):
             raise Conflict(

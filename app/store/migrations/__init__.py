@@ -30,6 +30,7 @@ from app.store.migrations import (
     m006_admin_tokens,
     m007_scim_users,
     m008_budget_alerts,
+    m009_scim_deprovisioned,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -69,6 +70,7 @@ MIGRATIONS = (
     Migration(6, "admin tokens", m006_admin_tokens.apply),
     Migration(7, "SCIM users", m007_scim_users.apply),
     Migration(8, "budget alerts", m008_budget_alerts.apply),
+    Migration(9, "deprovisioned SCIM users", m009_scim_deprovisioned.apply),
 )
 LATEST = MIGRATIONS[-1].number
 
