@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.auth.principal import Owner, Principal
-from app.errors import InvalidRequest, NotFound
+from app.errors import GatewayError, InvalidRequest, NotFound
 from app.protocol.responses.events import TERMINAL_EVENT_TYPES, ResponseEmitter
 from app.protocol.responses.objects import RUNNING_STATUSES, TERMINAL_STATUSES
+from app.services import limits
 from app.services.prepare import Prepared
 from app.services.streaming import Events, Upstream, stream_events
 from app.store import db, responses, retention
@@ -115,8 +116,10 @@ def _run(
         chunks = iter(upstream)
         events = stream_events(prepared, upstream, chunks, cancelled=_stop_check(response_id))
         _record(prepared.owner, response_id, events, lease_seconds)
-    except Exception:
+    except Exception as exc:
         log.exception("background response %s failed to run", response_id)
+        error = exc if isinstance(exc, GatewayError) else None
+        limits.settle_alone(prepared.admission, prepared.response, error)  # once only
     finally:
         _runs.remove(response_id)
 

@@ -226,16 +226,25 @@ def settle(
     http_status: int = 200,
     error: GatewayError | None = None,
 ) -> None:
-    """Charge, release and write the ledger row, once (in the caller's write transaction)."""
+    """Charge, release and write the ledger row (in the caller's write transaction).
+
+    Once that transaction has committed, the caller calls `settled`: until
+    then the request is not settled, so a transaction rolled back (or run
+    again) settles it again.
+    """
     if admission is None or admission.settled:
         return
-    admission.settled = True
     usage, estimated = _usage(response, admission)
     cached = usage["input_tokens_details"]["cached_tokens"]
     cost = cost_micros(admission.price, usage["input_tokens"], cached, usage["output_tokens"])
+    admission.alerts = []
     if admission.held is not None:
         used = usage["input_tokens"] + usage["output_tokens"]
-        store.settle(admission.held, admission.principal.key_id, cost, used)
+        now = time.time()
+        periods = {
+            budget.id: period_start(budget, now) for budget in admission.principal.limits.budgets
+        }
+        store.settle(admission.held, admission.principal.key_id, cost, used, periods)
         if admission.webhook is not None and cost:
             admission.alerts = store.claim_alerts(admission.held.budget_ids, alerts.thresholds)
     principal = admission.principal
@@ -282,9 +291,18 @@ def settle_alone(
     status = 500 if error is None else error.status  # None: the gateway's own failure
     try:
         write_transaction(lambda: settle(admission, response, status, error), shared=True)
-        send_alerts(admission)
     except GatewayError as exc:  # the client gets the first error; the sweep frees the hold
         log.error("could not settle request of key %s: %s", admission.principal.key_id, exc)
+        return
+    settled(admission)
+
+
+def settled(admission: Admission | None) -> None:
+    """The transaction that settled the request committed: send the alerts it claimed."""
+    if admission is None or admission.settled:
+        return
+    admission.settled = True
+    send_alerts(admission)
 
 
 def _usage(response: dict[str, Any], admission: Admission) -> tuple[dict[str, Any], bool]:

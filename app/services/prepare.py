@@ -129,4 +129,4 @@ def persist(prepared: Prepared) -> None:
     except Exception as exc:
         log.exception("could not store response %s", response["id"])
         raise StoreError(f"The response could not be stored: {exc.__class__.__name__}") from exc
-    limits.send_alerts(admission)
+    limits.settled(admission)

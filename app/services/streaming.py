@@ -19,6 +19,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -28,6 +29,8 @@ from app.backends import BodyStream, CallCut, CallHandle
 from app.errors import BadGateway, GatewayError, StoreError
 from app.services.prepare import Prepared, persist
 from app.services.response_loop import ResponseLoop
+
+log = logging.getLogger(__name__)
 
 OPENED = object()
 Events = list[dict[str, Any]]  # one batch: sent to the client in one write
@@ -156,6 +159,11 @@ def stream_events(
         else:
             error = exc if isinstance(exc, GatewayError) else BadGateway(str(exc))
             closing = [*closing, *batch, *loop.fail(error.to_dict())]
+        _persist_quietly(prepared)
+    except Exception as exc:  # the gateway's own failure: the response fails, and settles
+        log.exception("stream of response %s failed", prepared.response["id"])
+        failure = GatewayError(f"The gateway failed while streaming ({exc.__class__.__name__}).")
+        closing = [*closing, *batch, *loop.fail(failure.to_dict())]
         _persist_quietly(prepared)
     except GeneratorExit:  # the client went away: nobody to send events to
         loop.cancel()

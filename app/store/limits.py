@@ -50,9 +50,13 @@ TAKE_WINDOW = (
     "WHERE rate_windows.requests + 1 <= {p} AND rate_windows.tokens + excluded.tokens <= {p} "
     "RETURNING requests, tokens"
 )
-CHARGE = "UPDATE budgets SET spent_micros = spent_micros + {p} WHERE id = {p}"
+# A charge counts in the period current when the request ends, rolling it like a
+# reservation does (the right-hand sides read the row as it was).
 CHARGE_AND_RELEASE = (
-    "UPDATE budgets SET spent_micros = spent_micros + {p}, reserved_micros = reserved_micros - {p} "
+    "UPDATE budgets SET "
+    "spent_micros = (CASE WHEN period_start < {p} THEN 0 ELSE spent_micros END) + {p}, "
+    "period_start = CASE WHEN period_start < {p} THEN {p} ELSE period_start END, "
+    "reserved_micros = reserved_micros - {p} "
     "WHERE id = {p}"
 )
 DROP_RESERVATION = "DELETE FROM reservations WHERE id = {p}"
@@ -216,19 +220,27 @@ def _take_window(
     raise Refused("requests" if used[0] + 1 > requests_cap else "tokens", window)
 
 
-def settle(held: Held, key_id: str, cost: int, tokens: int) -> None:
-    """Charge what the request cost and give back what it held (in the caller's write)."""
+def settle(
+    held: Held, key_id: str, cost: int, tokens: int, periods: dict[str, int] | None = None
+) -> None:
+    """Charge what the request cost and give back what it held (in the caller's write).
+
+    `periods`: each budget's period now (its start; absent: the one it holds).
+    Rows are taken in `admit`'s order (window, slot, budgets by id), so on
+    PostgreSQL an admission and a settlement of one key never wait on each
+    other in a circle.
+    """
     released = db.execute_sql(_sql(DROP_RESERVATION), (held.reservation_id,)).rowcount
-    for budget_id in held.budget_ids:
-        if released:
-            db.execute_sql(_sql(CHARGE_AND_RELEASE), (cost, held.amount, budget_id))
-        else:
-            db.execute_sql(_sql(CHARGE), (cost, budget_id))
-    if released and held.slot:
-        _release_slot(key_id)
     if held.window is not None and tokens != held.tokens:
         params = (tokens - held.tokens, key_id, held.window.start)
         db.execute_sql(_sql(CORRECT_TOKENS), params)
+    if released and held.slot:
+        _release_slot(key_id)
+    amount = held.amount if released else 0  # the sweep gave it back already
+    for budget_id in held.budget_ids:  # sorted, as admit takes them
+        period = (periods or {}).get(budget_id, 0)
+        params = (period, cost, period, period, amount, budget_id)
+        db.execute_sql(_sql(CHARGE_AND_RELEASE), params)
 
 
 def _release_slot(key_id: str) -> None:
@@ -245,12 +257,12 @@ def release_expired(reservation_id: str) -> bool:
     row = Reservation.get_or_none(Reservation.id == reservation_id)
     if row is None or not Reservation.delete().where(Reservation.id == reservation_id).execute():
         return False
-    for budget_id in filter(None, row.budget_ids.split(",")):
+    if row.holds_slot:  # admit's order: the slot, then the budgets by id
+        _release_slot(row.key_id)
+    for budget_id in sorted(filter(None, row.budget_ids.split(","))):
         Budget.update(reserved_micros=Budget.reserved_micros - row.amount_micros).where(
             Budget.id == budget_id
         ).execute()
-    if row.holds_slot:
-        _release_slot(row.key_id)
     return True
 
 

@@ -161,6 +161,7 @@ class _Shared:
     deadline: float
     done: threading.Event = field(default_factory=threading.Event)
     leads: bool = False  # woken to run the writes still waiting, its own among them
+    cancelled: bool = False  # its caller stopped waiting after a leader took it
     finished: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -198,12 +199,36 @@ def _shared_write(body: Callable[[], T], wait: float) -> T:
         STORE_WRITES_WAITING.inc()  # it waits for the lock, behind the leader
         try:
             mine.done.wait()
+        except BaseException:  # stopped while it waited (a greenlet killed)
+            _abandon(mine)
+            raise
         finally:
             STORE_WRITES_WAITING.dec()
         if mine.finished:
             return mine.outcome()
     _lead(mine, wait)
     return mine.outcome()
+
+
+def _abandon(mine: _Shared) -> None:
+    """A waiting write whose caller is gone: out of the queue, and never left leading."""
+    with _writers.mutex:
+        if mine not in _writers.waiting:  # a leader has it: it will be skipped
+            mine.cancelled = True
+            return
+        _writers.waiting.remove(mine)
+        if mine.leads:  # woken to lead, and it will not
+            _hand_over()
+
+
+def _hand_over() -> None:
+    """Wake the first waiting write to lead, or leave no one leading (under the mutex)."""
+    if _writers.waiting:
+        following = _writers.waiting[0]
+        following.leads = True
+        following.done.set()
+    else:
+        _writers.leading = False
 
 
 def _lead(mine: _Shared, wait: float) -> None:
@@ -220,6 +245,9 @@ def _lead(mine: _Shared, wait: float) -> None:
         outcomes.clear()
         broken.clear()
         for write in taken:
+            if write.cancelled:  # its caller is gone: nothing to write for it
+                outcomes.append((None, StoreError("The store was not written: cancelled")))
+                continue
             try:
                 outcomes.append((write.body(), None))
             except Refusal as exc:  # it wrote nothing: the others go on
@@ -251,12 +279,7 @@ def _lead(mine: _Shared, wait: float) -> None:
         with _writers.mutex:
             if mine in _writers.waiting:  # stopped before it took anything: it leaves the queue
                 _writers.waiting.remove(mine)
-            if _writers.waiting:
-                following = _writers.waiting[0]
-                following.leads = True
-                following.done.set()
-            else:
-                _writers.leading = False
+            _hand_over()
 
 
 def _failed_beside(failed: BaseException | None, exc: Exception, wait: float) -> StoreError:

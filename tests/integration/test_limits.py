@@ -550,3 +550,108 @@ def test_a_budget_is_not_deleted_under_a_key_moving_into_it_on_postgres(make_app
     assert answers[0].get_json()["error"]["code"] == "budget_in_use"
     assert admin.ok("GET", f"/keys/{key['id']}")["budget_id"] == group["id"]
     assert admin.ok("GET", f"/budgets/{group['id']}")["id"] == group["id"]
+
+
+# --- settling when the store fails, periods, lock order ------------------------------
+
+
+def test_a_request_whose_store_failed_still_settles_once_the_store_works(keyed, backend):
+    app, admin = keyed
+    admin.ok("PUT", "/prices", PRICES)
+    key = admin.key("once", max_parallel_requests=1, max_budget_usd=1)
+    sdk = key_sdk(app, key)
+    # A real failure of the store, while the flag is up, in the response's transaction
+    # after the settlement's first writes: its ledger row (written with the answer's 200).
+    with db.connection_context():
+        db.execute_sql("CREATE TABLE refuse (flag INTEGER)")
+        db.execute_sql("INSERT INTO refuse VALUES (1)")
+        db.execute_sql(
+            "CREATE TRIGGER refuse_ledger BEFORE INSERT ON ledger "
+            "WHEN NEW.http_status = 200 AND (SELECT count(*) FROM refuse) > 0 "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+    with pytest.raises(openai.InternalServerError) as caught:
+        sdk.responses.create(model=MODEL, input="lost")
+    assert "could not be stored" in assert_openai_error(caught.value, 503)["message"]
+    # The response's transaction rolled back; the request settled after it, on its own.
+    (row,) = ledger(admin)
+    assert (row["status"], row["http_status"]) == ("completed", 503)
+    usage = admin.ok("GET", f"/keys/{key['id']}")["usage"]
+    assert usage["reserved_usd"] == 0 and usage["period_spend_usd"] > 0
+    with db.connection_context():
+        db.execute_sql("DELETE FROM refuse")
+    assert create(sdk, input="next").body["status"] == "completed"  # its slot came back
+
+
+def test_a_charge_counts_in_the_period_current_when_the_request_ends(make_app, fresh_store):
+    make_app(**fresh_store)
+    day = 86_400
+    with db.connection_context():
+        budget = {"limit_micros": 10_000, "period": "daily"}
+        write_transaction(lambda: put_budget("bud_day", "default", "group", budget))
+
+        def admit() -> store_limits.Held:
+            return store_limits.admit(
+                "vk_day",
+                rpm=None,
+                tpm=None,
+                max_parallel=None,
+                tokens=10,
+                budgets=[("bud_day", day)],
+                amount=500,
+                ttl=60,
+                now=day + 100,
+            )
+
+        first, second = write_transaction(admit), write_transaction(admit)
+        write_transaction(lambda: store_limits.settle(first, "vk_day", 300, 10, {"bud_day": day}))
+        assert get_budget("bud_day").spent_micros == 300
+        # The next day has begun when the second one ends: its cost starts that day's count.
+        periods = {"bud_day": 2 * day}
+        write_transaction(lambda: store_limits.settle(second, "vk_day", 200, 10, periods))
+        rolled = get_budget("bud_day")
+    assert (rolled.period_start, rolled.spent_micros, rolled.reserved_micros) == (2 * day, 200, 0)
+
+
+def test_admissions_and_settlements_of_one_key_never_deadlock_on_postgres(make_app, fresh_postgres):
+    # Each takes the key's minute, its slot and its budget; settling gives them back in the
+    # same order, so threads admitting and settling at once wait in line, never in a circle.
+    make_app(**fresh_postgres)
+    with db.connection_context():
+        budget = {"limit_micros": 10**12, "period": "none"}
+        write_transaction(lambda: put_budget("bud_busy", "default", "group", budget))
+    failures: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def admit() -> store_limits.Held:
+        return store_limits.admit(
+            "vk_busy",
+            rpm=10**6,
+            tpm=10**9,
+            max_parallel=100,
+            tokens=10,
+            budgets=[("bud_busy", 0)],
+            amount=5,
+            ttl=60,
+        )
+
+    def worker() -> None:
+        with db.connection_context():
+            start.wait()
+            try:
+                for _ in range(25):
+                    held = write_transaction(admit)
+                    write_transaction(lambda h=held: store_limits.settle(h, "vk_busy", 1, 12))
+            except BaseException as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    with db.connection_context():
+        settled = get_budget("bud_busy")
+        inflight = db.execute_sql("SELECT inflight FROM key_inflight").fetchone()[0]
+    assert (settled.spent_micros, settled.reserved_micros, inflight) == (200, 0, 0)
