@@ -240,6 +240,11 @@ class AuthSchema(Schema):
     budget_webhook_secret = Text(
         validate=validate.Length(min=16, error="must be 16 characters or more")
     )
+    redis_url = Text(
+        validate=validate.Regexp(
+            r"^(redis|rediss|unix)://", error="expected a redis://, rediss:// or unix:// URL"
+        )
+    )
 
     @validates_schema
     def _oidc_whole(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -127,6 +127,9 @@ class AuthSettings:
     metrics_tenant_label: bool = False
     budget_webhook_url: str | None = None
     budget_webhook_secret: str | None = field(default=None, repr=False)
+    # Keys' rate limits (RPM, TPM, parallel) counted in this Redis, shared by every
+    # gateway on it (None: in the database). Budgets and the ledger stay in the database.
+    redis_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

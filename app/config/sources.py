@@ -88,6 +88,7 @@ KEYS = (
     Key("auth", "metrics_tenant_label", "GATEWAY_METRICS_TENANT_LABEL", "metrics_tenant_label"),
     Key("auth", "budget_webhook_url", "GATEWAY_BUDGET_WEBHOOK_URL", "budget_webhook_url"),
     Key("auth", "budget_webhook_secret", "GATEWAY_BUDGET_WEBHOOK_SECRET", "budget_webhook_secret"),
+    Key("auth", "redis_url", "GATEWAY_REDIS_URL", "redis_url"),
 )
 BY_FLAT = {key.flat: key for key in KEYS}
 BY_FIELD = {(key.section, key.field): key for key in KEYS}

@@ -17,6 +17,7 @@ from app.backends import Backends
 from app.config import Settings
 from app.services.alerts import Webhook
 from app.store import db, responses
+from app.store.counters import RedisCounters
 
 REASONING_SECRET = "reasoning"
 
@@ -31,6 +32,7 @@ class ServiceContext:
     keepalive_seconds: float = 15.0
     background_lease: float = 30.0
     budget_webhook: Webhook | None = None
+    counters: RedisCounters | None = None  # keys' rate limits in Redis
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def init_app(app: Any, settings: Settings) -> None:
         keepalive_seconds=settings.responses.keepalive_seconds,
         background_lease=settings.responses.background_lease,
         budget_webhook=_budget_webhook(settings),
+        counters=RedisCounters(settings.auth.redis_url) if settings.auth.redis_url else None,
     )
 
 

@@ -32,6 +32,7 @@ from app.services import alerts
 from app.services.alerts import Webhook
 from app.store import db, ledger, prices
 from app.store import limits as store
+from app.store.counters import Counted, RedisCounters
 from app.store.prices import PriceRow
 from app.store.writes import write_transaction
 
@@ -57,6 +58,9 @@ class Admission:
     input_estimate: int
     reserved: int
     held: store.Held | None
+    counted: Counted | None = None  # what it holds in Redis (rate limits counted there)
+    counters: RedisCounters | None = None
+    used_tokens: int = 0  # what it used in the end (the minute's count is corrected to it)
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
     disconnected: bool = False
@@ -118,9 +122,17 @@ def period_start(budget: BudgetRef, now: float) -> int:
 
 
 def admit(
-    principal: Principal, request: dict[str, Any], sent: Any, webhook: Webhook | None = None
+    principal: Principal,
+    request: dict[str, Any],
+    sent: Any,
+    webhook: Webhook | None = None,
+    counters: RedisCounters | None = None,
 ) -> Admission | None:
-    """Admit a key's request or raise 429 (limits, budgets) or 400 (an unpriced model)."""
+    """Admit a key's request or raise 429 (limits, budgets) or 400 (an unpriced model).
+
+    With `counters` (Redis), the rate limits are taken there first, and the
+    database reserves the budgets only (no write at all for a key without one).
+    """
     if principal.key_id is None:
         return None
     model = request["model"]
@@ -153,26 +165,61 @@ def admit(
     tokens = admission.input_estimate + output_cap
     amount = cost_micros(price, admission.input_estimate, 0, output_cap)
     budgets = [(budget.id, period_start(budget, now)) for budget in limits.budgets]
-    try:
-        admission.held = write_transaction(
-            lambda: store.admit(
+    rated = limits.rpm is not None or limits.tpm is not None or limits.max_parallel is not None
+    in_redis = counters is not None and rated
+    if in_redis:
+        assert counters is not None
+        try:
+            admission.counted = counters.take(
                 principal.key_id,
+                new_id("req"),
                 rpm=limits.rpm,
                 tpm=limits.tpm,
                 max_parallel=limits.max_parallel,
                 tokens=tokens,
-                budgets=budgets,
-                amount=amount,
                 ttl=RESERVATION_SECONDS,
                 now=now,
-            ),
-            shared=True,
-        )
-    except store.Refused as refused:
-        raise _refusal(refused, limits.max_parallel) from None
+            )
+        except store.Refused as refused:
+            raise _refusal(refused, limits.max_parallel) from None
+        admission.counters = counters
+    if budgets or not in_redis:
+        try:
+            admission.held = write_transaction(
+                lambda: store.admit(
+                    principal.key_id,
+                    rpm=None if in_redis else limits.rpm,
+                    tpm=None if in_redis else limits.tpm,
+                    max_parallel=None if in_redis else limits.max_parallel,
+                    tokens=tokens,
+                    budgets=budgets,
+                    amount=amount,
+                    ttl=RESERVATION_SECONDS,
+                    now=now,
+                ),
+                shared=True,
+            )
+        except BaseException as exc:  # refused or failed: what Redis took goes back
+            _give_back_counted(admission, None)
+            if isinstance(exc, store.Refused):
+                raise _refusal(exc, limits.max_parallel) from None
+            raise
     admission.reserved = amount
-    admission.headers = rate_headers(admission.held.window)
+    window = admission.counted.window if admission.counted else admission.held.window
+    admission.headers = rate_headers(window)
     return admission
+
+
+def _give_back_counted(admission: Admission, tokens_used: int | None) -> None:
+    """End what a request holds in Redis (None: refused, all of it back); log a failure
+    (its slot lapses by itself)."""
+    if admission.counted is None or admission.counters is None:
+        return
+    counted, admission.counted = admission.counted, None
+    try:
+        admission.counters.give_back(admission.principal.key_id, counted, tokens_used)
+    except GatewayError as exc:
+        log.error("key %s: %s", admission.principal.key_id, exc.message)
 
 
 def rate_headers(window: store.WindowUse | None) -> dict[str, str]:
@@ -238,8 +285,9 @@ def settle(
     cached = usage["input_tokens_details"]["cached_tokens"]
     cost = cost_micros(admission.price, usage["input_tokens"], cached, usage["output_tokens"])
     admission.alerts = []
+    admission.used_tokens = usage["input_tokens"] + usage["output_tokens"]
     if admission.held is not None:
-        used = usage["input_tokens"] + usage["output_tokens"]
+        used = admission.used_tokens
         now = time.time()
         periods = {
             budget.id: period_start(budget, now) for budget in admission.principal.limits.budgets
@@ -302,6 +350,7 @@ def settled(admission: Admission | None) -> None:
     if admission is None or admission.settled:
         return
     admission.settled = True
+    _give_back_counted(admission, admission.used_tokens)
     send_alerts(admission)
 
 

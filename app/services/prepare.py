@@ -65,7 +65,7 @@ def prepare(services: ServiceContext, context: RequestContext, request: dict[str
     response = new_response(request, new_id("resp"), int(time.time()))
     seal = _sealer(services, request)
     admission = limits.admit(  # the last check
-        context.principal, request, outgoing.body, services.budget_webhook
+        context.principal, request, outgoing.body, services.budget_webhook, services.counters
     )
     return Prepared(owner, request, backend, outgoing, resolved, response, seal, admission)
 

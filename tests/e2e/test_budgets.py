@@ -187,3 +187,51 @@ def test_two_gateways_on_one_postgres_admit_exactly_what_fits(
     admin(gateways[0], "PATCH", f"/keys/{other['id']}", {"status": "disabled"})
     refused = ask()
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "key_disabled"
+
+
+def test_two_gateways_on_one_redis_share_a_keys_rate_limit(
+    start_gateway, backend, fresh_postgres, tmp_path
+):
+    from app.store.counters import RedisCounters
+
+    redis_url = "redis://127.0.0.1:6379/0"
+    if not RedisCounters(redis_url).ping():
+        pytest.skip(f"no Redis at {redis_url}")
+    env = {
+        **KEYS_ENV,
+        "SESSION_STORE_TYPE": "postgres",
+        "SESSION_STORE_DSN": fresh_postgres["store_dsn"],
+        "GATEWAY_REDIS_URL": redis_url,
+    }
+    gateways = [
+        start_gateway(workers=2, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{n}"), **env)
+        for n in range(2)
+    ]
+    key = admin(gateways[0], "POST", "/keys", {"name": "shared-minute", "rpm_limit": FITS})
+    while time.time() % 60 > 50:  # the race stays within one minute
+        time.sleep(0.5)
+    start = threading.Barrier(CLIENTS)
+    statuses: list[int] = []
+
+    def client(n: int) -> None:
+        start.wait()
+        reply = requests.post(
+            f"{gateways[n % 2].url}/v1/responses",
+            json={"model": "fake-model", "input": "go"},
+            headers={"Authorization": f"Bearer {key['secret']}"},
+            timeout=30,
+        )
+        if reply.status_code == 429:
+            assert reply.json()["error"]["code"] == "rate_limit_exceeded"
+        statuses.append(reply.status_code)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # One minute of FITS requests for the key, whichever gateway and worker took them.
+    assert sorted(statuses) == [200] * FITS + [429] * (CLIENTS - FITS), statuses
+    assert len(backend.chat_requests()) == FITS
+    rows = admin(gateways[1], "GET", f"/ledger?key_id={key['id']}")["data"]
+    assert len(rows) == FITS
