@@ -198,3 +198,66 @@ def test_a_refused_admission_gives_back_what_it_took(make_app, tmp_path, backend
         reservations = db.execute_sql("SELECT count(*) FROM reservations").fetchone()[0]
     assert window == [(0, 0)] and inflight == [(0,)]
     assert budget == [(0, 0)] and reservations == 0
+
+
+GREENLETS = r"""
+import json, sqlite3, sys
+from gevent import monkey
+monkey.patch_all()
+import gevent
+sys.path.insert(0, sys.argv[2])
+from app import create_app
+from app.store.models import db
+from app.store.writes import write_transaction
+
+path = sys.argv[1]
+create_app({"store_dsn": path, "backends": [{"base_url": "http://127.0.0.1:9/v1"}]})
+with db.connection_context():
+    db.execute_sql("CREATE TABLE shared_probe (n INTEGER PRIMARY KEY)")
+
+def insert(n):
+    def body():
+        db.execute_sql("INSERT INTO shared_probe (n) VALUES (?)", (n,))
+        return n
+    return body
+
+def write(n):
+    with db.connection_context():
+        return write_transaction(insert(n), shared=True)
+
+lock = sqlite3.connect(path, isolation_level=None)
+lock.execute("BEGIN IMMEDIATE")
+leader = gevent.spawn(write, 1)
+gevent.sleep(0.05)  # it waits for the lock, leading
+waiter = gevent.spawn(write, 2)
+behind = gevent.spawn(write, 3)
+gevent.sleep(0.05)  # both wait behind it
+waiter.kill()  # a client gone: its greenlet killed while it waits
+leader.kill()  # and the leader, while it waits for the lock
+lock.rollback()
+behind.join(timeout=10)
+later = gevent.spawn(write, 4)
+later.join(timeout=10)
+with db.connection_context():
+    rows = [r[0] for r in db.execute_sql("SELECT n FROM shared_probe ORDER BY n")]
+print(json.dumps({"behind": behind.value, "later": later.value, "rows": rows}))
+"""
+
+
+def test_greenlets_killed_while_they_wait_leave_the_others_writing(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", GREENLETS, str(tmp_path / "store.db"), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    # The one behind them took the lead; nothing was left waiting for a dead greenlet.
+    assert outcome == {"behind": 3, "later": 4, "rows": [3, 4]}
