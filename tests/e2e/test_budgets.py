@@ -63,21 +63,28 @@ def race(gateways: list[Gateway], backend: fb.FakeBackend) -> tuple[list[int], d
     )
     for _ in range(FITS):
         backend.enqueue(fb.slow_first_byte(HOLD_SECONDS, fb.text("ok", usage=ANSWER_USAGE)))
+    body = {"model": "fake-model", "input": "go", "max_output_tokens": OUTPUT_CAP}
+    return at_once(gateways, key["secret"], body, ("type", "insufficient_quota")), key
+
+
+def at_once(
+    gateways: list[Gateway], secret: str, body: dict, refusal: tuple[str, str]
+) -> list[int]:
+    """CLIENTS requests sent at once, spread over `gateways`; each 429 must be `refusal`
+    (an error field and its value). Their statuses."""
     start = threading.Barrier(CLIENTS)
     statuses: list[int] = []
 
     def client(n: int) -> None:
-        gateway = gateways[n % len(gateways)]
-        body = {"model": "fake-model", "input": "go", "max_output_tokens": OUTPUT_CAP}
         start.wait()
         reply = requests.post(
-            f"{gateway.url}/v1/responses",
+            f"{gateways[n % len(gateways)].url}/v1/responses",
             json=body,
-            headers={"Authorization": f"Bearer {key['secret']}"},
+            headers={"Authorization": f"Bearer {secret}"},
             timeout=30,
         )
         if reply.status_code == 429:
-            assert reply.json()["error"]["type"] == "insufficient_quota"
+            assert reply.json()["error"][refusal[0]] == refusal[1]
         statuses.append(reply.status_code)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
@@ -85,7 +92,7 @@ def race(gateways: list[Gateway], backend: fb.FakeBackend) -> tuple[list[int], d
         thread.start()
     for thread in threads:
         thread.join(60)
-    return statuses, key
+    return statuses
 
 
 def check_books(gateway: Gateway, key: dict, statuses: list[int]) -> None:
@@ -210,26 +217,8 @@ def test_two_gateways_on_one_redis_share_a_keys_rate_limit(
     key = admin(gateways[0], "POST", "/keys", {"name": "shared-minute", "rpm_limit": FITS})
     while time.time() % 60 > 50:  # the race stays within one minute
         time.sleep(0.5)
-    start = threading.Barrier(CLIENTS)
-    statuses: list[int] = []
-
-    def client(n: int) -> None:
-        start.wait()
-        reply = requests.post(
-            f"{gateways[n % 2].url}/v1/responses",
-            json={"model": "fake-model", "input": "go"},
-            headers={"Authorization": f"Bearer {key['secret']}"},
-            timeout=30,
-        )
-        if reply.status_code == 429:
-            assert reply.json()["error"]["code"] == "rate_limit_exceeded"
-        statuses.append(reply.status_code)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    body = {"model": "fake-model", "input": "go"}
+    statuses = at_once(gateways, key["secret"], body, ("code", "rate_limit_exceeded"))
     # One minute of FITS requests for the key, whichever gateway and worker took them.
     assert sorted(statuses) == [200] * FITS + [429] * (CLIENTS - FITS), statuses
     assert len(backend.chat_requests()) == FITS

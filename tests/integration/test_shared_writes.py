@@ -114,17 +114,22 @@ def test_writes_waiting_together_commit_in_one_transaction(sqlite_app, commits):
     assert waiting() == 0
 
 
+def between_two_inserts(path: str, middle: Callable[[], Any]) -> dict[int, Any]:
+    """The outcomes of inserting 1, running `middle`, inserting 3: queued in that order."""
+    queued = Queued(path)
+    queued.add(1, insert(1))
+    queued.add(2, middle)
+    queued.add(3, insert(3))
+    return queued.release()
+
+
 def test_a_refusal_leaves_the_writes_beside_it_committed(sqlite_app, commits):
     _, path = sqlite_app
 
     def refused() -> None:
         raise Refusal("no")
 
-    queued = Queued(path)
-    queued.add(1, insert(1))
-    queued.add(2, refused)
-    queued.add(3, insert(3))
-    outcomes = queued.release()
+    outcomes = between_two_inserts(path, refused)
     assert (outcomes[1], outcomes[3]) == (1, 3)
     assert isinstance(outcomes[2], Refusal)
     assert probed() == [1, 3]
@@ -138,11 +143,7 @@ def test_a_failing_write_fails_its_whole_transaction_and_the_next_goes_on(sqlite
         insert(2)()
         raise ValueError("a bug after a write")
 
-    queued = Queued(path)
-    queued.add(1, insert(1))
-    queued.add(2, half_then_fails)
-    queued.add(3, insert(3))
-    outcomes = queued.release()
+    outcomes = between_two_inserts(path, half_then_fails)
     assert isinstance(outcomes[2], ValueError)
     for n in (1, 3):  # what it wrote, and what they wrote, is rolled back with it
         assert isinstance(outcomes[n], StoreError)
