@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import StoreError
-from app.store.limits import KEEP_WINDOWS_SECONDS, UNLIMITED, WINDOW_SECONDS, Refused, WindowUse
+from app.store.limits import (
+    KEEP_WINDOWS_SECONDS,
+    Refused,
+    WindowUse,
+    minute_caps,
+    minute_start,
+)
 
 SOCKET_SECONDS = 2.0
 REFUSALS = {1: "requests", 2: "tokens", 3: "parallel"}
@@ -82,7 +88,6 @@ class RedisCounters:
     def __init__(self, url: str) -> None:
         import redis  # only where Redis is configured
 
-        self.url = url
         self.client = redis.Redis.from_url(
             url, socket_timeout=SOCKET_SECONDS, socket_connect_timeout=SOCKET_SECONDS
         )
@@ -104,11 +109,9 @@ class RedisCounters:
     ) -> Counted:
         """Take the request's share of its key's minute and a slot, or raise `Refused`."""
         now = time.time() if now is None else now
-        start = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
+        start = minute_start(now)
         minute = rpm is not None or tpm is not None
-        requests_cap, tokens_cap = rpm or UNLIMITED, UNLIMITED if tpm is None else tpm
-        if minute and tokens > tokens_cap:  # not even an empty minute would hold it
-            raise Refused("tokens", WindowUse(start, 0, 0, rpm, tpm))
+        requests_cap, tokens_cap = minute_caps(start, rpm, tpm, tokens) if minute else (0, 0)
         keys = (self._minute(key_id, start), self._slots(key_id))
         arguments = (
             requests_cap,

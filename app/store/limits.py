@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.protocol.ids import new_id
-from app.store.models import Budget, RateWindow, Reservation, db
+from app.store.models import RateWindow, Reservation, db
 from app.store.writes import Refusal, insert_rows
 
 UNLIMITED = 2**62
@@ -149,7 +149,7 @@ def admit(
     now = time.time() if now is None else now
     window = None
     if rpm is not None or tpm is not None:
-        window = _take_window(key_id, int(now) // WINDOW_SECONDS * WINDOW_SECONDS, rpm, tpm, tokens)
+        window = _take_window(key_id, minute_start(now), rpm, tpm, tokens)
     slot = max_parallel is not None
     if slot and _one(TAKE_SLOT, (key_id, max_parallel)) is None:
         _give_back(key_id, window, tokens, False, amount, [])
@@ -201,12 +201,23 @@ def _give_back(
         db.execute_sql(_sql(UNRESERVE_BUDGET), (amount, budget_id))
 
 
-def _take_window(
-    key_id: str, start: int, rpm: int | None, tpm: int | None, tokens: int
-) -> WindowUse:
+def minute_start(now: float) -> int:
+    """The start of the minute `now` counts in."""
+    return int(now) // WINDOW_SECONDS * WINDOW_SECONDS
+
+
+def minute_caps(start: int, rpm: int | None, tpm: int | None, tokens: int) -> tuple[int, int]:
+    """The requests and tokens a minute may hold; `Refused` for a request no minute holds."""
     requests_cap, tokens_cap = rpm or UNLIMITED, UNLIMITED if tpm is None else tpm
     if tokens > tokens_cap:  # not even an empty minute would hold it
         raise Refused("tokens", WindowUse(start, 0, 0, rpm, tpm))
+    return requests_cap, tokens_cap
+
+
+def _take_window(
+    key_id: str, start: int, rpm: int | None, tpm: int | None, tokens: int
+) -> WindowUse:
+    requests_cap, tokens_cap = minute_caps(start, rpm, tpm, tokens)
     row = _one(TAKE_WINDOW, (key_id, start, tokens, requests_cap, tokens_cap))
     if row is not None:
         return WindowUse(start, row[0], row[1], rpm, tpm)
@@ -260,9 +271,7 @@ def release_expired(reservation_id: str) -> bool:
     if row.holds_slot:  # admit's order: the slot, then the budgets by id
         _release_slot(row.key_id)
     for budget_id in sorted(filter(None, row.budget_ids.split(","))):
-        Budget.update(reserved_micros=Budget.reserved_micros - row.amount_micros).where(
-            Budget.id == budget_id
-        ).execute()
+        db.execute_sql(_sql(UNRESERVE_BUDGET), (row.amount_micros, budget_id))
     return True
 
 
