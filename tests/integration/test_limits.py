@@ -655,3 +655,36 @@ def test_admissions_and_settlements_of_one_key_never_deadlock_on_postgres(make_a
         settled = get_budget("bud_busy")
         inflight = db.execute_sql("SELECT inflight FROM key_inflight").fetchone()[0]
     assert (settled.spent_micros, settled.reserved_micros, inflight) == (200, 0, 0)
+
+
+def test_the_sweep_gives_back_what_a_request_that_never_ended_held(make_app, fresh_store):
+    make_app(**fresh_store)
+    with db.connection_context():
+        write_transaction(
+            lambda: put_budget("bud_lost", "default", "group", {"limit_micros": 10_000})
+        )
+
+        def admit() -> store_limits.Held:
+            return store_limits.admit(
+                "vk_lost",
+                rpm=None,
+                tpm=None,
+                max_parallel=1,
+                tokens=10,
+                budgets=[("bud_lost", 0)],
+                amount=700,
+                ttl=60,
+                now=1000.0,
+            )
+
+        held = write_transaction(admit)
+        assert get_budget("bud_lost").reserved_micros == 700
+        assert limits.release_expired(now=1059.0) == 0  # not lapsed yet
+        assert limits.release_expired(now=1061.0) == 1  # its worker died: the sweep frees it
+        inflight = db.execute_sql("SELECT inflight FROM key_inflight").fetchone()[0]
+        assert (get_budget("bud_lost").reserved_micros, inflight) == (0, 0)
+        write_transaction(admit)  # the slot is free again
+        # The request ends after all: it is charged, and gives back nothing twice.
+        write_transaction(lambda: store_limits.settle(held, "vk_lost", 300, 10))
+        after = get_budget("bud_lost")
+    assert (after.spent_micros, after.reserved_micros) == (300, 700)
