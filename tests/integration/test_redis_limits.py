@@ -22,7 +22,13 @@ from app.store import db
 from app.store.counters import RedisCounters
 from app.store.limits import Refused
 from tests import fakebackend as fb
-from tests.integration.helpers import MODEL, assert_openai_error, closed_port, create
+from tests.integration.helpers import (
+    MODEL,
+    assert_nothing_stored,
+    assert_openai_error,
+    closed_port,
+    create,
+)
 from tests.integration.tenancy import KEYS_MODE, AdminClient, key_sdk
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -165,6 +171,7 @@ def test_redis_unreachable_refuses_before_anything_is_sent(make_app, backend):
     assert "rate-limit store (Redis)" in error["message"]
     assert backend.requests == []
     assert admin.ok("GET", "/ledger")["data"] == []
+    assert_nothing_stored(app)
     # A key without rate limits does not need Redis at all.
     assert create(key_sdk(app, admin.key("free")), input="hi").body["status"] == "completed"
 
