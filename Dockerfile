@@ -34,10 +34,11 @@ RUN groupadd --system --gid 10001 gateway \
     && chown gateway:gateway /data
 
 # Listen on every interface of the container; the store is the SQLite file on
-# the volume; Prometheus multiprocess files of all workers go to /tmp.
+# the volume, uploaded files' bytes beside it; Prometheus multiprocess files of all workers go to /tmp.
 ENV HOST_PORT=0.0.0.0:8080 \
     SESSION_STORE_TYPE=sqlite \
     SESSION_STORE_DSN=/data/responses.db \
+    FILE_STORE_BASE_DIR=/data/files \
     PROMETHEUS_MULTIPROC_DIR=/tmp/gateway-metrics
 
 VOLUME /data

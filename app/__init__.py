@@ -60,4 +60,5 @@ def start_jobs(app: Any) -> None:
         return
     from app.services.sweep import start_sweeping
 
-    app.extensions["sweeper"] = start_sweeping(settings.store.sweep_interval)
+    blobs = app.extensions["services"].blobs
+    app.extensions["sweeper"] = start_sweeping(settings.store.sweep_interval, blobs)

@@ -50,10 +50,12 @@ def migrate(args: dict[str, Any], settings: Settings) -> int:
 def sweep(args: dict[str, Any], settings: Settings) -> int:
     """Sweep the store once (unless a worker is sweeping now); `vacuum` rewrites SQLite's file."""
     from app.services.sweep import sweep_if_due
+    from app.store.blobs import BlobStore
 
     bind(settings)
     prepare_schema(settings.store.migrate_on_start)
-    report = sweep_if_due(settings.store.sweep_interval or DEFAULT_SWEEP_INTERVAL)
+    blobs = BlobStore(settings.files.base_dir, settings.files.max_bytes)
+    report = sweep_if_due(settings.store.sweep_interval or DEFAULT_SWEEP_INTERVAL, blobs)
     if report is None:
         print("sweep: another gateway is sweeping the store now; nothing done")
     else:

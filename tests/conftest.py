@@ -53,6 +53,7 @@ def make_app(tmp_path: Any, backend: FakeBackend) -> Callable[..., Flask]:
     def build(**overrides: Any) -> Flask:
         settings: dict[str, Any] = {
             "store_dsn": str(tmp_path / f"gateway-{uuid.uuid4().hex[:8]}.db"),
+            "file_store_base_dir": str(tmp_path / "files"),
             "backends": [{"base_url": backend.base_url}],
         }
         settings.update(overrides)

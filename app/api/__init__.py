@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from app.api import (
     conversations,
     dashboard,
+    files,
     gateway,
     health,
     metrics,
@@ -26,7 +27,7 @@ from app.observe import RequestRecord
 
 log = logging.getLogger(__name__)
 
-DATA_PLANE = ("responses", "conversations", "models")
+DATA_PLANE = ("responses", "conversations", "files", "models")
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
@@ -36,6 +37,7 @@ def init_app(app: Flask, settings: Any) -> None:
     blueprints = (
         responses,
         conversations,
+        files,
         models,
         health,
         metrics,

@@ -8,12 +8,14 @@ from importlib import metadata
 from typing import Any
 
 from flask import Blueprint, Response
-from marshmallow import Schema, validate
+from marshmallow import Schema, fields, validate
 
+from app.api.files import MAX_LIST
 from app.api.gateway import MAX_ADMIN_PAGE
 from app.api.gateway.keys import FILTER_STATUSES
 from app.api.gateway.usage import LEDGER_STATUSES
 from app.api.http import MAX_PAGE, MAX_SEQUENCE_NUMBER
+from app.protocol.files import EXPIRY_ANCHORS, MAX_EXPIRY, MIN_EXPIRY, PURPOSES
 from app.protocol.gateway import schemas as admin
 from app.protocol.responses.openapi import build_document
 from app.protocol.responses.schemas import (
@@ -87,6 +89,24 @@ class FollowQuery(Schema):
     starting_after = Integer(validate=validate.Range(min=-1, max=MAX_SEQUENCE_NUMBER))
 
 
+class FileListQuery(Schema):
+    limit = Integer(validate=validate.Range(1, MAX_LIST))
+    order = Text(validate=validate.OneOf(("asc", "desc")))
+    after = Text()
+    purpose = Text()
+
+
+class UploadForm(Schema):
+    """What `POST /v1/files` reads (app/protocol/files.py checks it)."""
+
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+    purpose = Text(required=True, validate=validate.OneOf(PURPOSES))
+    expires_anchor = Text(data_key="expires_after[anchor]", validate=validate.OneOf(EXPIRY_ANCHORS))
+    expires_seconds = Integer(
+        data_key="expires_after[seconds]", validate=validate.Range(MIN_EXPIRY, MAX_EXPIRY)
+    )
+
+
 class HealthQuery(Schema):
     """`/health?ready=1` checks the store too, as `/ready` does."""
 
@@ -97,6 +117,7 @@ class HealthQuery(Schema):
 UPSTREAM_ERRORS = ("400", "401", "403", "404", "4XX", "5XX")
 RESPONSE = "/v1/responses/{response_id}"
 CONVERSATION = "/v1/conversations/{conversation_id}"
+FILE = "/v1/files/{file_id}"
 # The admin plane: a role or scope may refuse; a POST may conflict; a PATCH may be stale.
 ADMIN_READ = ("400", "401", "403", "404", "5XX")
 ADMIN_WRITE = ("400", "401", "403", "404", "409", "5XX")
@@ -252,6 +273,21 @@ PATHS: dict[str, dict[str, Any]] = {
     f"{CONVERSATION}/items/{{item_id}}": {
         "get": {"summary": "Retrieve an item"},
         "delete": {"summary": "Delete an item"},
+    },
+    "/v1/files": {
+        "post": {
+            "summary": "Upload a file",
+            "form": UploadForm,
+            "errors": ("400", "401", "507", "5XX"),
+        },
+        "get": {"summary": "List files", "query": FileListQuery},
+    },
+    FILE: {
+        "get": {"summary": "Retrieve a file"},
+        "delete": {"summary": "Delete a file"},
+    },
+    f"{FILE}/content": {
+        "get": {"summary": "Retrieve a file's content", "text": "application/octet-stream"},
     },
     "/v1/models": {"get": {"summary": "List models", "errors": UPSTREAM_ERRORS}},
     "/health": {

@@ -184,6 +184,14 @@ class ResponsesSchema(Schema):
     reasoning_secret = Text()
 
 
+class FilesSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    base_dir = Text()
+    max_bytes = Count()
+
+
 class Cidrs(fields.Field):
     """Networks, as a list or comma-separated: `10.0.0.0/8, 127.0.0.1`."""
 
@@ -322,5 +330,6 @@ SECTION_SCHEMAS: dict[str, Schema] = {
     "store": StoreSchema(),
     "responses": ResponsesSchema(),
     "auth": AuthSchema(),
+    "files": FilesSchema(),
 }
 BACKEND_SCHEMA = BackendSchema()

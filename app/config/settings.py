@@ -3,7 +3,8 @@
 `Settings` holds the sections: `server` (listening, workers, logs), `store`
 (the database, its schema, retention), `responses` (how responses are
 run), `auth` (who may call, and how callers are told apart) and
-`backends` (one `BackendSettings` per model server). Nothing
+`files` (uploaded files' bytes) and `backends` (one `BackendSettings` per
+model server). Nothing
 here reads the environment or a file: app/config/sources.py does, and
 app/config/schema.py validates what it read.
 """
@@ -26,6 +27,8 @@ DEFAULT_KEEPALIVE_SECONDS = 15.0
 DEFAULT_EVENTS_TTL = 24 * 3600.0
 DEFAULT_SWEEP_INTERVAL = 300.0
 DEFAULT_BACKGROUND_LEASE = 30.0
+DEFAULT_FILES_DIR = "data/files"
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024  # OpenAI's own limit for one file
 CHAT_COMPLETIONS_SUFFIX = "/chat/completions"
 SQLITE_SCHEMES = ("sqlite",)
 POSTGRES_SCHEMES = ("postgres", "postgresql")
@@ -93,6 +96,15 @@ class ResponsesSettings:
     reject_unsupported_tools: bool = False
     # Key that seals `encrypted_content` reasoning (None: one kept in the store).
     reasoning_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class FilesSettings:
+    """Where uploaded files' bytes are kept (their metadata is in the store), and their cap."""
+
+    # Every worker of every node must see the same directory (one disk, or a shared mount).
+    base_dir: str = DEFAULT_FILES_DIR
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -173,4 +185,5 @@ class Settings:
     store: StoreSettings = StoreSettings()
     responses: ResponsesSettings = ResponsesSettings()
     auth: AuthSettings = AuthSettings()
+    files: FilesSettings = FilesSettings()
     backends: tuple[BackendSettings, ...] = (BackendSettings(),)

@@ -28,6 +28,7 @@ from app.config.settings import (
     SQLITE_SCHEMES,
     AuthSettings,
     BackendSettings,
+    FilesSettings,
     ResponsesSettings,
     ServerSettings,
     Settings,
@@ -89,6 +90,8 @@ KEYS = (
     Key("auth", "budget_webhook_url", "GATEWAY_BUDGET_WEBHOOK_URL", "budget_webhook_url"),
     Key("auth", "budget_webhook_secret", "GATEWAY_BUDGET_WEBHOOK_SECRET", "budget_webhook_secret"),
     Key("auth", "redis_url", "GATEWAY_REDIS_URL", "redis_url"),
+    Key("files", "base_dir", "FILE_STORE_BASE_DIR", "file_store_base_dir"),
+    Key("files", "max_bytes", "GATEWAY_MAX_FILE_BYTES", "max_file_bytes"),
 )
 BY_FLAT = {key.flat: key for key in KEYS}
 BY_FIELD = {(key.section, key.field): key for key in KEYS}
@@ -97,6 +100,7 @@ SECTIONS = {
     "store": StoreSettings,
     "responses": ResponsesSettings,
     "auth": AuthSettings,
+    "files": FilesSettings,
 }
 ENV_KEYS = {key.env: f"{key.section}.{key.field}" for key in KEYS if key.env}
 BACKEND_ENV_KEYS = {

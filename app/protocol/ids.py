@@ -29,10 +29,12 @@ ITEM_PREFIXES = {
 }
 
 
-def new_id(prefix: str) -> str:
-    """Return a fresh id such as `resp_6619bd96c660e…`: the time, then random digits."""
+def new_id(prefix: str, separator: str = "_") -> str:
+    """Return a fresh id such as `resp_6619bd96c660e…`: the time, then random digits
+    (files are `file-…`, as OpenAI names them)."""
     made_at = time.time_ns() // 1000
-    return f"{prefix}_{made_at:0{TIME_DIGITS}x}{secrets.randbits(RANDOM_BITS):0{RANDOM_DIGITS}x}"
+    random = secrets.randbits(RANDOM_BITS)
+    return f"{prefix}{separator}{made_at:0{TIME_DIGITS}x}{random:0{RANDOM_DIGITS}x}"
 
 
 def new_item_id(item_type: str) -> str:

@@ -17,6 +17,7 @@ from app.backends import Backends
 from app.config import Settings
 from app.services.alerts import Webhook
 from app.store import db, responses
+from app.store.blobs import BlobStore
 from app.store.counters import RedisCounters
 
 REASONING_SECRET = "reasoning"
@@ -28,6 +29,7 @@ class ServiceContext:
 
     backends: Backends
     reasoning_secret: bytes = field(repr=False)
+    blobs: BlobStore  # uploaded files' bytes
     reject_unsupported_tools: bool = False
     keepalive_seconds: float = 15.0
     background_lease: float = 30.0
@@ -51,6 +53,7 @@ def init_app(app: Any, settings: Settings) -> None:
     app.extensions["services"] = ServiceContext(
         backends=app.extensions["backends"],
         reasoning_secret=_reasoning_secret(settings),
+        blobs=BlobStore(settings.files.base_dir, settings.files.max_bytes),
         reject_unsupported_tools=settings.responses.reject_unsupported_tools,
         keepalive_seconds=settings.responses.keepalive_seconds,
         background_lease=settings.responses.background_lease,

@@ -1,6 +1,8 @@
-"""Use case: sweep the store (expired responses and conversations, old events, dead runners).
+"""Use case: sweep the store (expired responses, conversations and files, old events, dead
+runners).
 
-A sweep removes, batch by batch, what retention no longer shows, prunes
+A sweep removes, batch by batch, what retention no longer shows, and files
+past their `expires_at` with their bytes (and bytes no file names), prunes
 the events of background responses that ended a grace period ago, fails
 background responses whose runner died, forgets the admin plane's
 idempotent replays after their 24 hours, releases budget reservations and
@@ -25,7 +27,8 @@ from dataclasses import asdict, dataclass
 
 from app.services import background, limits
 from app.services.admin.idempotency import forget_lapsed
-from app.store import db, retention
+from app.store import db, files, retention
+from app.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +48,16 @@ class SweepReport:
     abandoned: int = 0
     replays: int = 0
     reservations: int = 0  # held by requests that never settled (their worker died)
+    files: int = 0
+    stray_bytes: int = 0  # files' bytes no row names, and uploads abandoned midway
     pages_reclaimed: int = 0
 
     def __bool__(self) -> bool:
         return any(asdict(self).values())
 
 
-def sweep() -> SweepReport:
-    """Run one sweep to its end, a short transaction per batch."""
+def sweep(blobs: BlobStore | None = None) -> SweepReport:
+    """Run one sweep to its end, a short transaction per batch (files' bytes in `blobs`)."""
     report = SweepReport()
     with db.connection_context():
         report.abandoned = background.reap_abandoned()
@@ -66,8 +71,20 @@ def sweep() -> SweepReport:
             while removed := step():
                 setattr(report, field, getattr(report, field) + removed)
                 time.sleep(0)  # a cooperative yield under gevent
+        if blobs is not None:
+            report.files, report.stray_bytes = _sweep_files(blobs)
         report.pages_reclaimed = _reclaim_pages()
     return report
+
+
+def _sweep_files(blobs: BlobStore) -> tuple[int, int]:
+    expired = 0
+    while batch := files.expire_files(int(time.time())):
+        for file_id in batch:
+            blobs.remove(file_id)
+        expired += len(batch)
+        time.sleep(0)
+    return expired, blobs.orphans(files.known_ids)
 
 
 def _reclaim_pages() -> int:
@@ -87,19 +104,19 @@ def sweep_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:128]
 
 
-def sweep_if_due(interval: float) -> SweepReport | None:
+def sweep_if_due(interval: float, blobs: BlobStore | None = None) -> SweepReport | None:
     """Sweep if no other worker holds the lease for this interval; None if one does."""
     with db.connection_context():
         if not retention.take_lease(SWEEP_LEASE, sweep_holder(), interval * LEASE_PER_INTERVAL):
             return None
-    return sweep()
+    return sweep(blobs)
 
 
-def keep_sweeping(interval: float, stop: threading.Event) -> None:
+def keep_sweeping(interval: float, stop: threading.Event, blobs: BlobStore | None = None) -> None:
     """Sweep every `interval` seconds (when this worker wins the lease) until `stop` is set."""
     while not stop.wait(interval * random.uniform(1 - JITTER, 1 + JITTER)):
         try:
-            report = sweep_if_due(interval)
+            report = sweep_if_due(interval, blobs)
         except Exception:  # a failed sweep is tried again next interval; serving goes on
             log.exception("sweeping the store failed")
             continue
@@ -107,12 +124,12 @@ def keep_sweeping(interval: float, stop: threading.Event) -> None:
             log.info("store swept: %s", " ".join(f"{k}={v}" for k, v in asdict(report).items()))
 
 
-def start_sweeping(interval: float) -> threading.Event | None:
+def start_sweeping(interval: float, blobs: BlobStore | None = None) -> threading.Event | None:
     """Start `keep_sweeping` beside this worker's requests; return the event that stops it."""
     if not interval:
         return None
     stop = threading.Event()
     threading.Thread(
-        target=keep_sweeping, args=(interval, stop), name="store-sweeper", daemon=True
+        target=keep_sweeping, args=(interval, stop, blobs), name="store-sweeper", daemon=True
     ).start()
     return stop

@@ -427,6 +427,24 @@ class ScimUser(BaseModel):
         table_name = "scim_users"
 
 
+class StoredFile(BaseModel):
+    """An uploaded file's metadata; its bytes are on disk (app/store/blobs.py), named by id."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    filename = CharField(max_length=NAME_LENGTH)
+    purpose = CharField(max_length=32)
+    bytes = BigIntegerField()
+    created_at = BigIntegerField()
+    expires_at = BigIntegerField(null=True, index=True)  # None: kept until deleted
+    tenant_id = tenant_field()
+    owner_id = owner_field()
+    project_id = project_field()
+
+    class Meta:
+        table_name = "files"
+        indexes = ((("tenant_id", "owner_id", "id"), False),)
+
+
 MODELS = [
     StoredResponse,
     StoredItem,
@@ -447,4 +465,5 @@ MODELS = [
     LedgerEntry,
     AdminToken,
     ScimUser,
+    StoredFile,
 ]

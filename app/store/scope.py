@@ -1,7 +1,7 @@
 """The one way a read finds stored objects: those its owner owns, that retention keeps.
 
 Every query for an object a caller named (a response, its items, a
-conversation, an item reference, a stream's events) builds its where-clause
+conversation, an item reference, a stream's events, a file) builds its where-clause
 here, from the caller's `Owner` and the id: so another tenant's or
 another key's object is simply not there (a 404, never a 403), and an
 expired one neither. Only the gateway's own jobs (runners, reapers,
@@ -18,6 +18,7 @@ from app.store.models import (
     RESPONSE_SLOTS,
     StoredConversation,
     StoredEvent,
+    StoredFile,
     StoredItem,
     StoredResponse,
 )
@@ -87,6 +88,17 @@ def events(owner: Owner, response_id: str, after: int) -> Any:
     """The stream events of `owner`'s response after sequence number `after`."""
     clause = owned(StoredEvent, owner) & (StoredEvent.response_id == response_id)
     return clause & (StoredEvent.sequence_number > after)
+
+
+def files(owner: Owner, now: int) -> Any:
+    """`owner`'s uploaded files that have not expired by `now`."""
+    live = StoredFile.expires_at.is_null() | (StoredFile.expires_at > now)
+    return owned(StoredFile, owner) & live
+
+
+def file(owner: Owner, file_id: str, now: int) -> Any:
+    """One of `owner`'s uploaded files, unless it has expired by `now`."""
+    return files(owner, now) & (StoredFile.id == file_id)
 
 
 def chain_conditions(owner: Owner, param: str) -> tuple[str, str, tuple[Any, ...]]:

@@ -50,6 +50,7 @@ class Gateway:
             **os.environ,
             "OPENAI_API_ENDPOINT": backend.base_url,
             "SESSION_STORE_DSN": str(tmp_path / "gateway.db"),
+            "FILE_STORE_BASE_DIR": str(tmp_path / "files"),
             "HOST_PORT": f"127.0.0.1:{self.port}",
             "GATEWAY_WORKERS": str(workers),
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),

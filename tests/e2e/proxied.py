@@ -7,18 +7,38 @@ tests/e2e/test_nginx.py and test_caddy.py run every one of them.
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import ssl
 import time
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import openai
+import pytest
 
 from tests import fakebackend as fb
 from tests.conftest import TEST_KEY
-from tests.integration.helpers import MODEL, assert_valid_stream, create, sse_events, stream
+from tests.integration.helpers import (
+    MODEL,
+    assert_openai_error,
+    assert_valid_stream,
+    create,
+    sse_events,
+    stream,
+)
+
+# The stacks' gateway keeps files up to this (GATEWAY_MAX_FILE_BYTES), above the proxies'
+# 10 MB limit for every other body and below their 513 MB one for uploads.
+FILE_CAP = 16 * 1024 * 1024
+OVER_BODY_LIMIT = 12 * 1024 * 1024
+OVER_UPLOAD_LIMIT = 600 * 1024 * 1024
 
 
 class Proxied(Protocol):
     base_url: str  # the proxy's /v1 URL
+    verify: ssl.SSLContext | bool
 
     def http(self) -> Any: ...
 
@@ -101,3 +121,39 @@ def sign_in_headers_never_reach_the_gateway(stack: Proxied) -> None:
         answer = client.get(f"{stack.base_url}/gateway/tenants", headers=forged)
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "missing_admin_token"
+
+
+def uploads_pass_the_body_limit_up_to_the_file_cap(sdk: openai.OpenAI) -> None:
+    data = os.urandom(OVER_BODY_LIMIT)
+    uploaded = sdk.files.create(file=("big.bin", data), purpose="user_data")
+    assert uploaded.bytes == len(data)
+    assert sdk.files.content(uploaded.id).read() == data
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.files.create(file=("bigger.bin", b"x" * (FILE_CAP + 1)), purpose="user_data")
+    error = assert_openai_error(caught.value, 413)
+    assert error["param"] == "file" and f"({FILE_CAP} bytes)" in error["message"]  # the gateway's
+    assert uploaded.id in [file.id for file in sdk.files.list()]
+
+
+def upload_declared_past_the_proxy_limit_is_refused_at_once(stack: Proxied) -> dict[str, Any]:
+    """A length over the proxy's upload limit gets its 413 before any of the body is sent."""
+    url = urlsplit(stack.base_url)
+    if url.scheme == "https":
+        context = stack.verify if isinstance(stack.verify, ssl.SSLContext) else None
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            url.hostname, url.port, context=context, timeout=30
+        )
+    else:
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.putrequest("POST", "/v1/files")
+        connection.putheader("Authorization", f"Bearer {TEST_KEY}")
+        connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+        connection.putheader("Content-Length", str(OVER_UPLOAD_LIMIT))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413
+        assert response.getheader("Content-Type", "").startswith("application/json")
+        return json.loads(response.read())
+    finally:
+        connection.close()

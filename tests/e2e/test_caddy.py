@@ -39,7 +39,7 @@ from typing import Any
 import openai
 import pytest
 
-from app.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT
+from app.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FILE_BYTES, DEFAULT_READ_TIMEOUT
 from tests import fakebackend as fb
 from tests.conftest import TEST_KEY
 from tests.e2e import proxied
@@ -63,6 +63,8 @@ CADDY = shutil.which("caddy")
 COMMAND_TIMEOUT = 30.0
 START_TIMEOUT = 30.0
 OVERSIZED_BODY = 11 * 1024 * 1024
+# An upload may carry a whole file and the form around it (one MiB more).
+UPLOAD_LIMIT = DEFAULT_MAX_FILE_BYTES + 1024 * 1024
 # Caddy's internal CA root, under XDG_DATA_HOME (/data in the container).
 INTERNAL_ROOT = "caddy/pki/authorities/local/root.crt"
 SECOND = 1_000_000_000  # Caddy's JSON counts durations in nanoseconds
@@ -201,12 +203,12 @@ def test_proxy_streams_unbuffered_and_outwaits_the_backend_and_gunicorn_keepaliv
 
 def test_bodies_are_limited_like_the_gateway(tmp_path):
     config = adapted(tmp_path)
-    (limit,) = handlers(config, "request_body")
-    assert limit["max_size"] == DEFAULT_MAX_BODY_BYTES
-    (refusal,) = handlers(config, "error")
-    assert refusal["status_code"] == 413
+    limits = sorted(limit["max_size"] for limit in handlers(config, "request_body"))
+    assert limits == [DEFAULT_MAX_BODY_BYTES, UPLOAD_LIMIT]
+    assert [refusal["status_code"] for refusal in handlers(config, "error")] == [413, 413]
     routes = json.dumps(config["apps"]["http"]["servers"])
-    assert f"Content-Length}}) > {DEFAULT_MAX_BODY_BYTES}" in routes
+    for limit in limits:
+        assert f"Content-Length}}) > {limit}" in routes
 
 
 @dataclass
@@ -241,7 +243,9 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, backend_server: fb.FakeBackend
 ) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("caddy")
-    gateway = Gateway(home, backend_server, workers=2, env={})
+    gateway = Gateway(
+        home, backend_server, workers=2, env={"GATEWAY_MAX_FILE_BYTES": str(proxied.FILE_CAP)}
+    )
     try:
         gateway.wait_until_serving()
         ports = {name: closed_port() for name in ("https", "http", "admin")}
@@ -281,9 +285,10 @@ def test_sdk_works_through_caddy_json_stream_and_previous_response(backend, sdk_
     proxied.sdk_works_json_stream_and_previous_response(backend, sdk_via_caddy)
 
 
-def caddy_refusal() -> dict[str, Any]:
-    """The 413 body the Caddyfile's handle_errors block answers with."""
-    return json.loads(re.search(r"respond @\w+ `(.*)` 413", CADDYFILE.read_text()).group(1))
+def caddy_body(matcher: str) -> dict[str, Any]:
+    """The body the Caddyfile's handle_errors block answers `@matcher` with."""
+    found = re.search(rf"respond @{matcher} `(.*)` 413", CADDYFILE.read_text())
+    return json.loads(found.group(1))
 
 
 def test_oversized_body_with_a_length_is_refused_by_caddy_in_openai_shape(
@@ -296,7 +301,7 @@ def test_oversized_body_with_a_length_is_refused_by_caddy_in_openai_shape(
         )
     assert_openai_error(caught.value, 413)
     # Caddy's own body, word for word: the gateway (whose 413 reads differently) never saw it.
-    assert caught.value.response.json() == caddy_refusal()
+    assert caught.value.response.json() == caddy_body("body_too_large")
     assert backend.chat_requests() == []
     # The access log names each request line with its query. Another test's request (a chunked
     # body the gateway refuses after Caddy has answered) may still be logging: look for this
@@ -331,8 +336,18 @@ def test_oversized_chunked_body_is_cut_off_by_caddy(stack, backend):
         )
     assert answer.request.headers["transfer-encoding"] == "chunked"
     assert answer.status_code == 413
-    assert answer.json() == caddy_refusal()
+    assert answer.json() == caddy_body("body_too_large")
     assert backend.chat_requests() == []
+
+
+def test_uploads_pass_the_body_limit_up_to_the_gateways_file_cap(stack, sdk_via_caddy):
+    proxied.uploads_pass_the_body_limit_up_to_the_file_cap(sdk_via_caddy)
+
+
+def test_an_upload_declared_past_caddys_limit_is_refused_at_once(stack, backend):
+    assert proxied.upload_declared_past_the_proxy_limit_is_refused_at_once(stack) == caddy_body(
+        "file_too_large"
+    )
 
 
 def test_stream_headers_survive_caddy_uncompressed(stack, backend):

@@ -65,6 +65,7 @@ from tests.integration.helpers import (
     sse_events,
     stream,
 )
+from tests.processes import proc_status, worker_pids
 from tests.tls import assert_clean_start
 from tests.unit.test_dockerfile import arguments
 
@@ -206,31 +207,10 @@ def test_image_serves_json_and_a_stream_from_an_https_backend(gateway_container,
     assert_clean_start(gateway_container.logs())
 
 
-def proc_status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
-
-
-def worker_pids(master: int, expected: int) -> list[int]:
-    """The master's child processes, once there are `expected` of them."""
-    deadline = time.monotonic() + HEALTHY_TIMEOUT
-    while True:
-        children = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and int(proc_status(int(entry.name))["PPid"]) == master:
-                    children.append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # exited while listed
-        if len(children) >= expected or time.monotonic() > deadline:
-            return children
-        time.sleep(0.2)
-
-
 def test_gunicorn_and_its_workers_run_as_uid_10001(gateway_container):
     assert gateway_container.inspect("{{.Config.User}}") == "10001:10001"
     master = int(gateway_container.inspect("{{.State.Pid}}"))
-    workers = worker_pids(master, expected=2)
+    workers = worker_pids(master, expected=2, timeout=HEALTHY_TIMEOUT)
     assert len(workers) == 2, f"gunicorn {master} has children {workers}"
     for pid in [master, *workers]:
         assert b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()

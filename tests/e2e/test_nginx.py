@@ -34,7 +34,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from app.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT
+from app.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FILE_BYTES, DEFAULT_READ_TIMEOUT
 from tests import fakebackend as fb
 from tests.conftest import TEST_KEY
 from tests.e2e import proxied
@@ -97,6 +97,12 @@ def directives() -> dict[str, list[str]]:
     for name, value in re.findall(r"^\s*(\w+)\s+([^;{]*);", SITE.read_text(), re.MULTILINE):
         found.setdefault(name, []).append(value.strip())
     return found
+
+
+def shipped_refusal(location: str) -> dict:
+    """The 413 body the shipped site's named `location` answers with."""
+    found = re.search(rf"location @{location} \{{[^}}]*return 413 '(.*)';", SITE.read_text())
+    return json.loads(found.group(1))
 
 
 def size_in_bytes(value: str) -> int:
@@ -190,6 +196,8 @@ def gunicorn(port: int, backend_url: str, workdir: Path) -> tuple[list[str], dic
         SESSION_STORE_TYPE="sqlite",
         SESSION_STORE_DSN=str(workdir / "gateway.db"),
         GATEWAY_WORKERS="2",
+        GATEWAY_MAX_FILE_BYTES=str(proxied.FILE_CAP),
+        FILE_STORE_BASE_DIR=str(workdir / "files"),
         PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
     )
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
@@ -239,8 +247,9 @@ def test_site_waits_longer_than_the_backend_and_limits_bodies_like_the_gateway()
     for name in ("proxy_read_timeout", "proxy_send_timeout", "send_timeout"):
         (value,) = found[name]
         assert int(value.removesuffix("s")) > DEFAULT_READ_TIMEOUT, f"{name} {value}"
-    (limit,) = found["client_max_body_size"]
-    assert size_in_bytes(limit) == DEFAULT_MAX_BODY_BYTES
+    # Every body but an upload's; an upload may carry a whole file and its form (1 MB more).
+    limits = [size_in_bytes(limit) for limit in found["client_max_body_size"]]
+    assert limits == [DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FILE_BYTES + 1024 * 1024]
 
 
 def test_site_streams_unbuffered_over_keepalive_connections():
@@ -254,7 +263,8 @@ def test_site_streams_unbuffered_over_keepalive_connections():
         assert found[name] == [value], f"{name} {found.get(name)}"
     assert 'Connection ""' in found["proxy_set_header"]
     assert int(found["keepalive"][0]) > 0
-    assert found["proxy_pass"] == ["http://responses_gateway"]
+    assert set(found["proxy_pass"]) == {"http://responses_gateway"}
+    assert found["proxy_request_buffering"] == ["off"]  # uploads go on as they arrive
 
 
 @pytest.fixture
@@ -289,10 +299,18 @@ def test_oversized_body_is_refused_by_nginx_in_openai_shape(stack, backend, sdk_
         sdk_via_nginx.responses.create(model=MODEL, input="a" * OVERSIZED_BODY)
     assert_openai_error(caught.value, 413)
     # nginx's own body, word for word: the gateway (whose 413 reads differently) never saw it.
-    shipped = re.search(r"return 413 '(.*)';", SITE.read_text()).group(1)
-    assert caught.value.response.json() == json.loads(shipped)
+    assert caught.value.response.json() == shipped_refusal("request_too_large")
     assert backend.chat_requests() == []
     assert stack.stored_responses() == stored
+
+
+def test_uploads_pass_the_body_limit_up_to_the_gateways_file_cap(stack, sdk_via_nginx):
+    proxied.uploads_pass_the_body_limit_up_to_the_file_cap(sdk_via_nginx)
+
+
+def test_an_upload_declared_past_nginxs_limit_is_refused_at_once(stack, backend):
+    refusal = proxied.upload_declared_past_the_proxy_limit_is_refused_at_once(stack)
+    assert refusal == shipped_refusal("file_too_large")
 
 
 def test_stream_headers_survive_nginx(stack, backend):

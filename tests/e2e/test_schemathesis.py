@@ -103,10 +103,18 @@ class Gateway:
         items = requests.get(
             f"{self.url}/v1/conversations/{conversation['id']}/items", timeout=REQUEST_TIMEOUT
         ).json()
+        upload = requests.post(
+            f"{self.url}/v1/files",
+            data={"purpose": "user_data"},
+            files={"file": ("notes.txt", b"some notes")},
+            timeout=REQUEST_TIMEOUT,
+        )
+        assert upload.status_code == 200, upload.text
         return {
             "response_id": response["id"],
             "conversation_id": conversation["id"],
             "item_id": items["data"][0]["id"],
+            "file_id": upload.json()["id"],
         }
 
     def row_counts(self) -> dict[str, int]:
@@ -120,10 +128,12 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(backend_server: FakeBackend, tmp_path_factory: Any) -> Iterator[Gateway]:
     backend_server.reset()
-    database = str(tmp_path_factory.mktemp("schemathesis") / "gateway.db")
+    directory = tmp_path_factory.mktemp("schemathesis")
+    database = str(directory / "gateway.db")
     app = create_app(
         {
             "store_dsn": database,
+            "file_store_base_dir": str(directory / "files"),
             "backends": [
                 {"base_url": backend_server.base_url, "read_timeout": BACKEND_READ_TIMEOUT}
             ],
@@ -152,7 +162,7 @@ def test_row_counts_see_what_the_gateway_stores(gateway: Gateway) -> None:
     before = gateway.row_counts()
     gateway.live_ids(background=False)
     after = gateway.row_counts()
-    for table in ("responses", "items", "conversations"):
+    for table in ("responses", "items", "conversations", "files"):
         assert after[table] > before[table], table
 
 

@@ -145,8 +145,11 @@ def test_sweep_unit_runs_as_the_gateway_on_its_store():
     assert (sweeper["DynamicUser"], sweeper["User"]) == ("yes", UNIT.stem)
     for key in ("WorkingDirectory", "EnvironmentFile", "StateDirectory", "ReadWritePaths"):
         assert sweeper[key] == keys[key], key
+    # The same store, and the same files' bytes (the sweep removes those of expired files).
     assert unit_environment(SWEEP_UNIT) == {
-        name: value for name, value in unit_environment().items() if name.startswith("SESSION_")
+        name: value
+        for name, value in unit_environment().items()
+        if name.startswith(("SESSION_", "FILE_STORE_"))
     }
     timer = dict(unit_entries(SWEEP_TIMER.read_text())["Timer"])
     assert timer["OnCalendar"] and timer["Persistent"] == "true"
@@ -162,6 +165,7 @@ def test_sweep_unit_execstart_sweeps_the_units_store(tmp_path):
         **unit_environment(SWEEP_UNIT),
         **env_example(),
         "SESSION_STORE_DSN": str(tmp_path / "responses.db"),
+        "FILE_STORE_BASE_DIR": str(tmp_path / "files"),
         "GATEWAY_STORE_TTL": "30d",
     }
     swept = subprocess.run(
@@ -203,6 +207,7 @@ def test_execstart_tells_systemd_it_is_ready_and_stops_on_sigterm(tmp_path):
         **runtime_environment(),
         "HOST_PORT": f"127.0.0.1:{port}",
         "SESSION_STORE_DSN": str(tmp_path / "responses.db"),
+        "FILE_STORE_BASE_DIR": str(tmp_path / "files"),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "GATEWAY_WORKERS": "1",
         "NOTIFY_SOCKET": str(tmp_path / "notify"),
@@ -225,10 +230,11 @@ def test_open_files_limit_covers_every_worker_connection_twice(tmp_path):
     assert int(service()["LimitNOFILE"]) >= 2 * per_worker + 1024
 
 
-def test_database_and_metrics_are_in_the_units_writable_directories():
+def test_database_files_and_metrics_are_in_the_units_writable_directories():
     keys, environ = service(), runtime_environment()
     state = f"/var/lib/{keys['StateDirectory']}"
     assert Path(environ["SESSION_STORE_DSN"]).parent == Path(state)
+    assert Path(state) in Path(environ["FILE_STORE_BASE_DIR"]).parents
     assert keys["ReadWritePaths"] == state
     runtime = Path(f"/run/{keys['RuntimeDirectory']}")
     assert runtime in Path(environ["PROMETHEUS_MULTIPROC_DIR"]).parents

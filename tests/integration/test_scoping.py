@@ -4,7 +4,7 @@ Owners are told apart as each auth mode does: in passthrough by the
 client's own key (an HMAC of it), in keys mode by the virtual key, with
 another tenant or another project of the same tenant. Owner B walks every
 route and every reference (`previous_response_id`, `conversation`,
-`item_reference`, a background stream, a cancel) to owner A's objects:
+`item_reference`, a background stream, a cancel, a file) to owner A's objects:
 each is a 404 in the OpenAI shape, nothing reaches the backend, and A's
 objects are as they were. Keys of one project share what they store
 (unless `store_sharing` is `key`); in passthrough, what a caller without
@@ -60,6 +60,7 @@ def test_another_owner_finds_nothing_by_any_route(two_owners, backend):
     item = a.conversations.items.list(conversation.id).data[0]
     backend.enqueue(fb.hang(30.0))
     running = create(a, input="work", background=True).body
+    upload = a.files.create(file=("mine.txt", b"A's own bytes"), purpose="user_data")
     assert backend.wait_for_requests(3, 5)  # the background run has reached the backend
     sent = len(backend.chat_requests())
 
@@ -90,14 +91,19 @@ def test_another_owner_finds_nothing_by_any_route(two_owners, backend):
         "delete item": lambda: b.conversations.items.delete(
             item.id, conversation_id=conversation.id
         ),
+        "get file": lambda: b.files.retrieve(upload.id),
+        "file content": lambda: b.files.content(upload.id),
+        "delete file": lambda: b.files.delete(upload.id),
     }
     for name, call in refusals.items():
         assert not_found(call)["message"], name
     assert len(backend.chat_requests()) == sent, "a refused request reached the backend"
+    assert upload.id not in [f.id for f in b.files.list()]
 
     # A's objects are as they were.
     assert retrieve(a, first["id"]) == first and retrieve(a, second["id"]) == second
     assert [i.id for i in a.conversations.items.list(conversation.id).data] == [item.id]
+    assert a.files.content(upload.id).read() == b"A's own bytes"
     a.responses.cancel(running["id"])
     assert wait_for_status(a, running["id"], "cancelled")["status"] == "cancelled"
     assert follow(a, running["id"])[-1]["response"]["status"] == "cancelled"

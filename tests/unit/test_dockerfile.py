@@ -126,13 +126,14 @@ def test_runs_as_a_non_root_user():
     assert users[-1].split(":")[0] not in ("root", "0")
 
 
-def test_sqlite_file_is_on_the_data_volume():
+def test_sqlite_file_and_uploaded_files_are_on_the_data_volume():
     assert any(
         "/data" in shlex.split(rest.strip("[]").replace(",", " ")) for rest in arguments("VOLUME")
     )
     env = gateway_env()
     assert env["SESSION_STORE_TYPE"] == "sqlite"
     assert env["SESSION_STORE_DSN"] == "/data/responses.db"
+    assert env["FILE_STORE_BASE_DIR"] == "/data/files"
 
 
 def test_env_names_are_read_by_the_gateway():

@@ -44,6 +44,7 @@ ERROR_RESPONSES = {
     "412": ("PreconditionFailed", "If-Match named a version the object has moved on from."),
     "413": ("PayloadTooLarge", "The request body is too large."),
     "4XX": ("UpstreamRefusal", "The backend refused the request; its status is passed on."),
+    "507": ("InsufficientStorage", "The store's disk is full: nothing can be written."),
     "5XX": ("ServerError", "The gateway or its backend failed."),
 }
 
@@ -165,7 +166,8 @@ def build_document(title: str, version: str, paths: dict[str, dict[str, Any]]) -
     An operation has a `summary`, and may name a request `body` schema, a
     `query` schema, whether it can answer with a `stream`, its `errors`
     (statuses answered in the error shape) and its `object_statuses`
-    (answered with an object), or the `text` media type it answers with.
+    (answered with an object), or the `text` media type it answers with, or
+    the multipart `form` an upload sends.
     Path parameters come from the `{names}` in the path. Every operation may
     send a bearer key (required in keys mode, and by the admin API).
     """
@@ -192,6 +194,7 @@ def _operation(
     errors: tuple[str, ...] = ("400", "401", "404", "5XX"),
     object_statuses: tuple[str, ...] = ("200",),
     text: str | None = None,
+    form: type[Schema] | None = None,
 ) -> dict:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     parameters: list[Any] = [
@@ -209,6 +212,10 @@ def _operation(
     if body is not None:
         required = any(field.required for field in body().fields.values())
         operation["requestBody"] = {"required": required, **_content(body)}
+        operation["responses"]["413"] = ERROR_RESPONSES["413"][0]
+    if form is not None:  # an upload
+        multipart = {"multipart/form-data": {"schema": form}}
+        operation["requestBody"] = {"required": True, "content": multipart}
         operation["responses"]["413"] = ERROR_RESPONSES["413"][0]
     return operation
 

@@ -31,6 +31,7 @@ from app.store.migrations import (
     m007_scim_users,
     m008_budget_alerts,
     m009_scim_deprovisioned,
+    m010_files,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -71,6 +72,7 @@ MIGRATIONS = (
     Migration(7, "SCIM users", m007_scim_users.apply),
     Migration(8, "budget alerts", m008_budget_alerts.apply),
     Migration(9, "deprovisioned SCIM users", m009_scim_deprovisioned.apply),
+    Migration(10, "files", m010_files.apply),
 )
 LATEST = MIGRATIONS[-1].number
 
