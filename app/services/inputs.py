@@ -1,4 +1,4 @@
-"""Preparing a request's items: normalise them, resolve references, load history.
+"""Preparing a request's items: normalise them, resolve references and files, load history.
 
 Everything here runs before anything is sent upstream, so a bad reference
 or an unknown id is refused with nothing sent and nothing stored.
@@ -6,17 +6,25 @@ or an unknown id is refused with nothing sent and nothing stored.
 
 from __future__ import annotations
 
+import base64
 import logging
+import time
 from typing import Any
 
 from app.auth.principal import Owner
-from app.errors import NotFound
+from app.errors import InvalidRequest, NotFound
 from app.protocol.ids import new_item_id
 from app.protocol.responses.objects import output_text_part
 from app.protocol.sealed import open_sealed
-from app.store import conversations, responses
+from app.services import extract
+from app.store import conversations, files, responses
+from app.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
+
+FILE_PART_TYPES = ("input_file", "input_image")
+# What the files of one request may hold together, as OpenAI's limit for inputs.
+MAX_INPUT_FILE_BYTES = 50 * 1024 * 1024
 
 
 def normalize_input(raw: Any) -> list[dict[str, Any]]:
@@ -98,3 +106,92 @@ def open_sealed_reasoning(items: list[dict[str, Any]], secret: bytes) -> list[di
             item = {**item, "content": [{"type": "reasoning_text", "text": text}]}
         opened.append(item)
     return opened
+
+
+def attach_files(
+    owner: Owner, blobs: BlobStore, items: list[dict[str, Any]], *, history: bool = False
+) -> list[dict[str, Any]]:
+    """Give the message parts that name an uploaded file (`input_file`, `input_image` with a
+    `file_id`) the file's content, as a backend reads it: a copy (stored items keep the id).
+
+    A file with text (UTF-8, HTML, PDF) becomes an `input_text` part headed by its name;
+    an image, an `image_url` data URL; other bytes, `file_data`. A file of the new input
+    that `owner` does not have is a 404; one the history names that is gone since is
+    replaced by a line saying so.
+    """
+    named = {
+        part["file_id"]
+        for item in items
+        for part in _file_parts(item)
+        if not part.get("image_url") and not part.get("file_data")
+    }
+    if not named:
+        return items
+    found = files.files_by_id(owner, sorted(named), int(time.time()))
+    missing = sorted(named - set(found))
+    if missing and not history:
+        raise NotFound(
+            f"File with id '{missing[0]}' not found.", param="input", code="file_not_found"
+        )
+    total = sum(found[file_id]["bytes"] for file_id in found)
+    if total > MAX_INPUT_FILE_BYTES:
+        raise InvalidRequest(
+            f"Files given as input may hold at most {MAX_INPUT_FILE_BYTES} bytes together; "
+            f"these hold {total}.",
+            param="input",
+        )
+    contents = {file_id: blobs.read(file_id) for file_id in found}
+    attached = []
+    for item in items:
+        if any(_file_parts(item)):
+            parts = [_attached(part, found, contents, history) for part in item["content"]]
+            item = {**item, "content": parts}
+        attached.append(item)
+    return attached
+
+
+def _file_parts(item: dict[str, Any]) -> Any:
+    if item.get("type") != "message" or not isinstance(item.get("content"), list):
+        return ()
+    return (
+        part
+        for part in item["content"]
+        if part.get("type") in FILE_PART_TYPES and part.get("file_id")
+    )
+
+
+def _attached(
+    part: dict[str, Any],
+    found: dict[str, dict[str, Any]],
+    contents: dict[str, bytes],
+    history: bool,
+) -> dict[str, Any]:
+    file_id = part.get("file_id")
+    if part.get("type") not in FILE_PART_TYPES or not file_id:
+        return part
+    if part.get("image_url") or part.get("file_data"):
+        return part  # the client sent the content itself
+    if file_id not in found:
+        return {"type": "input_text", "text": f"[File {file_id} was deleted.]"}
+    data, filename = contents[file_id], found[file_id]["filename"]
+    media_type = extract.image_type(data)
+    if part["type"] == "input_image":
+        if media_type is None:
+            raise InvalidRequest(
+                f"File '{file_id}' is not an image (PNG, JPEG, GIF or WebP).", param="input"
+            )
+        return {**part, "image_url": _data_url(media_type, data)}
+    try:
+        text = extract.extract_text(filename, data) if media_type is None else None
+    except extract.ExtractError as exc:
+        if not history:
+            raise InvalidRequest(f"File '{file_id}': {exc}.", param="input") from None
+        text = None
+    if text is not None:
+        return {"type": "input_text", "text": f"[File {filename}]\n{text}"}
+    media_type = media_type or "application/octet-stream"
+    return {**part, "file_data": _data_url(media_type, data), "filename": filename}
+
+
+def _data_url(media_type: str, data: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

@@ -59,8 +59,10 @@ def prepare(services: ServiceContext, context: RequestContext, request: dict[str
     resolved = inputs.resolve_references(owner, input_items)
     if any(item.get("encrypted_content") for item in resolved):
         resolved = inputs.open_sealed_reasoning(resolved, services.reasoning_secret)
+    sent = inputs.attach_files(owner, services.blobs, history, history=True)
+    sent += inputs.attach_files(owner, services.blobs, resolved)
     streamed = bool(request.get("stream") or request.get("background"))
-    outgoing = backend.translate(request, history + resolved, stream=streamed)
+    outgoing = backend.translate(request, sent, stream=streamed)
     _check_dropped_tools(services, request, outgoing.dropped_tools)
     response = new_response(request, new_id("resp"), int(time.time()))
     seal = _sealer(services, request)

@@ -121,6 +121,11 @@ class BlobStore:
             )
         return path
 
+    def read(self, file_id: str) -> bytes:
+        """`file_id`'s bytes, whole (for files given as input: at most a few MB)."""
+        with open(self.existing(file_id), "rb") as handle:
+            return handle.read()
+
     def remove(self, file_id: str) -> None:
         _remove(self.path(file_id))
 

@@ -51,6 +51,12 @@ def list_files(
     return [_object(row) for row in rows[:limit]], len(rows) > limit
 
 
+def files_by_id(owner: Owner, file_ids: list[str], now: int) -> dict[str, dict[str, Any]]:
+    """`owner`'s files among these ids (that have not expired), by id."""
+    rows = StoredFile.select().where(scope.files(owner, now) & StoredFile.id.in_(file_ids))
+    return {row.id: _object(row) for row in rows}
+
+
 @writes
 def delete_file(owner: Owner, file_id: str, now: int) -> bool:
     """Forget `owner`'s file; tell whether there was one."""

@@ -91,6 +91,10 @@ def test_another_owner_finds_nothing_by_any_route(two_owners, backend):
         "delete item": lambda: b.conversations.items.delete(
             item.id, conversation_id=conversation.id
         ),
+        "input_file": lambda: b.responses.create(
+            model=MODEL,
+            input=[{"role": "user", "content": [{"type": "input_file", "file_id": upload.id}]}],
+        ),
         "get file": lambda: b.files.retrieve(upload.id),
         "file content": lambda: b.files.content(upload.id),
         "delete file": lambda: b.files.delete(upload.id),
