@@ -50,7 +50,8 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
 
 
 def start_jobs(app: Any) -> None:
-    """Start what a serving process does beside its requests (the store's sweeper).
+    """Start what a serving process does beside its requests (the store's sweeper, the
+    vector stores' ingester).
 
     gunicorn.conf.py calls it for whatever app it serves: another (the
     benchmark's floor app) has no jobs.
@@ -60,5 +61,6 @@ def start_jobs(app: Any) -> None:
         return
     from app.services.sweep import start_sweeping
 
-    blobs = app.extensions["services"].blobs
-    app.extensions["sweeper"] = start_sweeping(settings.store.sweep_interval, blobs)
+    services = app.extensions["services"]
+    app.extensions["sweeper"] = start_sweeping(settings.store.sweep_interval, services.blobs)
+    services.ingester.start()  # files a worker left half-ingested are taken up again

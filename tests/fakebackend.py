@@ -2,9 +2,11 @@
 
 This module owns the loopback HTTP server that stands in for an upstream model
 server: it speaks ``POST /v1/chat/completions`` (JSON and SSE streaming) and
-``GET /v1/models``, records every request it receives, and answers each chat
-completion with the next scripted ``Reply`` (text, tool calls, HTTP errors,
-truncated streams, hangs, slow prefill or raw bytes).
+``GET /v1/models`` and ``POST /v1/embeddings``, records every request it
+receives, and answers each chat completion with the next scripted ``Reply``
+(text, tool calls, HTTP errors, truncated streams, hangs, slow prefill or raw
+bytes). Embeddings are a bag of words hashed into `EMBEDDING_DIMENSIONS`
+numbers: texts that share words are near, as a real model's would be.
 
 Streams are sent with ``Transfer-Encoding: chunked`` and ``Connection: close``,
 like real model servers, so a ``cut`` stream is a genuinely incomplete HTTP
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import select
 import socket
@@ -22,12 +25,15 @@ import ssl
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
+EMBEDDINGS_PATH = "/v1/embeddings"
+EMBEDDING_DIMENSIONS = 64
 POLL_INTERVAL = 0.02
 DEFAULT_ERROR_BODY = {"error": {"message": "fake error", "type": "server_error", "code": None}}
 
@@ -300,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         """Serve a chat completion with the next scripted reply."""
         request = self._record().json
+        if self._route() == EMBEDDINGS_PATH:
+            return self._embed(request)
         if self._route() != CHAT_PATH:
             return self._not_found()
         if not isinstance(request, dict):
@@ -411,6 +419,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_head(status, {**base, **(headers or {})})
         self.wfile.write(body)
 
+    def _embed(self, request: object) -> None:
+        if self.backend.take_embedding_failure():
+            return self._send_json(500, _error_body("embedding model crashed", "server_error"))
+        texts = request.get("input") if isinstance(request, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return self._send_json(
+                400, _error_body("input must be strings", "invalid_request_error")
+            )
+        data = [
+            {"object": "embedding", "index": index, "embedding": bag_of_words(text)}
+            for index, text in enumerate(texts)
+        ]
+        usage = {"prompt_tokens": sum(len(t.split()) for t in texts)}
+        self._send_json(
+            200, {"object": "list", "data": data, "model": request.get("model"), "usage": usage}
+        )
+
     def _send_json(self, status: int, payload: dict) -> None:
         self._send_bytes(status, json.dumps(payload).encode(), "application/json")
 
@@ -435,6 +462,15 @@ class _Handler(BaseHTTPRequestHandler):
         if pending:  # early bytes of a pipelined request, not a hang-up
             time.sleep(timeout)
         return pending == b""
+
+
+def bag_of_words(text: str) -> list[float]:
+    """The fake model's embedding: each word (lowercased) adds to one hashed dimension."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"\w+", text.lower()):
+        vector[zlib.crc32(word.encode()) % EMBEDDING_DIMENSIONS] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
 
 
 def _error_body(message: str, error_type: str) -> dict:
@@ -471,6 +507,7 @@ class FakeBackend:
         self.default_reply = text("Hello from the fake backend.")
         self.requests: list[Recorded] = []
         self.disconnects = 0
+        self.embedding_failures = 0
         self.stopping = threading.Event()
         self._queue: deque[Reply] = deque()
         self._changed = threading.Condition()
@@ -539,6 +576,27 @@ class FakeBackend:
                 and isinstance(r.json, dict)
             ]
 
+    def embedding_requests(self) -> list[dict]:
+        """JSON bodies of the embeddings requests received so far."""
+        with self._changed:
+            return [
+                r.json
+                for r in self.requests
+                if r.method == "POST" and r.path.split("?", 1)[0] == EMBEDDINGS_PATH
+            ]
+
+    def fail_embeddings(self, count: int) -> None:
+        """Answer the next `count` embeddings requests with a 500."""
+        with self._changed:
+            self.embedding_failures = count
+
+    def take_embedding_failure(self) -> bool:
+        with self._changed:
+            if self.embedding_failures <= 0:
+                return False
+            self.embedding_failures -= 1
+            return True
+
     def wait_for_requests(self, count: int, timeout: float) -> bool:
         """Wait until at least `count` requests were received; False on timeout."""
         with self._changed:
@@ -560,5 +618,6 @@ class FakeBackend:
             self._queue.clear()
             self.requests.clear()
             self.disconnects = 0
+            self.embedding_failures = 0
             self.default_reply = text("Hello from the fake backend.")
         self._disconnected.clear()

@@ -20,6 +20,7 @@ from app.api import (
     openapi,
     responses,
     scim,
+    vector_stores,
 )
 from app.api.http import request_context
 from app.errors import GatewayError, NotFound, PayloadTooLarge, error_body
@@ -27,7 +28,7 @@ from app.observe import RequestRecord
 
 log = logging.getLogger(__name__)
 
-DATA_PLANE = ("responses", "conversations", "files", "models")
+DATA_PLANE = ("responses", "conversations", "files", "vector_stores", "models")
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
@@ -38,6 +39,7 @@ def init_app(app: Flask, settings: Any) -> None:
         responses,
         conversations,
         files,
+        vector_stores,
         models,
         health,
         metrics,

@@ -27,6 +27,15 @@ from app.protocol.responses.schemas import (
     Text,
     UpdateConversationRequest,
 )
+from app.protocol.vector_stores import (
+    FILE_STATUSES,
+    AddFile,
+    CreateBatch,
+    CreateVectorStore,
+    Search,
+    UpdateFile,
+    UpdateVectorStore,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -107,6 +116,10 @@ class UploadForm(Schema):
     )
 
 
+class StoreFilesQuery(PageQuery):
+    filter = Text(validate=validate.OneOf(FILE_STATUSES))
+
+
 class HealthQuery(Schema):
     """`/health?ready=1` checks the store too, as `/ready` does."""
 
@@ -118,6 +131,9 @@ UPSTREAM_ERRORS = ("400", "401", "403", "404", "4XX", "5XX")
 RESPONSE = "/v1/responses/{response_id}"
 CONVERSATION = "/v1/conversations/{conversation_id}"
 FILE = "/v1/files/{file_id}"
+VECTOR_STORE = "/v1/vector_stores/{vector_store_id}"
+STORE_FILE = f"{VECTOR_STORE}/files/{{file_id}}"
+BATCH = f"{VECTOR_STORE}/file_batches/{{batch_id}}"
 # The admin plane: a role or scope may refuse; a POST may conflict; a PATCH may be stale.
 ADMIN_READ = ("400", "401", "403", "404", "5XX")
 ADMIN_WRITE = ("400", "401", "403", "404", "409", "5XX")
@@ -289,6 +305,34 @@ PATHS: dict[str, dict[str, Any]] = {
     f"{FILE}/content": {
         "get": {"summary": "Retrieve a file's content", "text": "application/octet-stream"},
     },
+    "/v1/vector_stores": {
+        "post": {"summary": "Create a vector store", "body": CreateVectorStore},
+        "get": {"summary": "List vector stores", "query": PageQuery},
+    },
+    VECTOR_STORE: {
+        "get": {"summary": "Retrieve a vector store"},
+        "post": {"summary": "Update a vector store", "body": UpdateVectorStore},
+        "delete": {"summary": "Delete a vector store"},
+    },
+    f"{VECTOR_STORE}/search": {
+        "post": {"summary": "Search a vector store", "body": Search, "errors": UPSTREAM_ERRORS},
+    },
+    f"{VECTOR_STORE}/files": {
+        "post": {"summary": "Add a file to a vector store", "body": AddFile},
+        "get": {"summary": "List a vector store's files", "query": StoreFilesQuery},
+    },
+    STORE_FILE: {
+        "get": {"summary": "Retrieve a vector store file"},
+        "post": {"summary": "Update a vector store file's attributes", "body": UpdateFile},
+        "delete": {"summary": "Remove a file from a vector store"},
+    },
+    f"{STORE_FILE}/content": {"get": {"summary": "A vector store file's parsed content"}},
+    f"{VECTOR_STORE}/file_batches": {
+        "post": {"summary": "Add files to a vector store in a batch", "body": CreateBatch},
+    },
+    BATCH: {"get": {"summary": "Retrieve a file batch"}},
+    f"{BATCH}/cancel": {"post": {"summary": "Cancel a file batch"}},
+    f"{BATCH}/files": {"get": {"summary": "List a file batch's files", "query": StoreFilesQuery}},
     "/v1/models": {"get": {"summary": "List models", "errors": UPSTREAM_ERRORS}},
     "/health": {
         "get": {

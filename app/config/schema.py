@@ -184,14 +184,6 @@ class ResponsesSchema(Schema):
     reasoning_secret = Text()
 
 
-class FilesSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    base_dir = Text()
-    max_bytes = Count()
-
-
 class Cidrs(fields.Field):
     """Networks, as a list or comma-separated: `10.0.0.0/8, 127.0.0.1`."""
 
@@ -323,6 +315,17 @@ class BackendSchema(Schema):
         if values.get("thinking_off") is None:
             values.pop("thinking_off", None)
         return values
+
+
+class FilesSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    base_dir = Text()
+    max_bytes = Count()
+    embedding_model = Text()
+    embedding_endpoint = HttpUrl()
+    embedding_api_key = Text()
 
 
 SECTION_SCHEMAS: dict[str, Schema] = {

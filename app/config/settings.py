@@ -100,11 +100,17 @@ class ResponsesSettings:
 
 @dataclass(frozen=True)
 class FilesSettings:
-    """Where uploaded files' bytes are kept (their metadata is in the store), and their cap."""
+    """Where uploaded files' bytes are kept (their metadata is in the store), their cap, and
+    the embeddings model vector stores use."""
 
     # Every worker of every node must see the same directory (one disk, or a shared mount).
     base_dir: str = DEFAULT_FILES_DIR
     max_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # Vector stores embed their chunks with this model (None: they search by keywords),
+    # at this OpenAI-compatible base URL (None: the first backend's), with this key.
+    embedding_model: str | None = None
+    embedding_endpoint: str | None = None
+    embedding_api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

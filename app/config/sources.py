@@ -92,6 +92,9 @@ KEYS = (
     Key("auth", "redis_url", "GATEWAY_REDIS_URL", "redis_url"),
     Key("files", "base_dir", "FILE_STORE_BASE_DIR", "file_store_base_dir"),
     Key("files", "max_bytes", "GATEWAY_MAX_FILE_BYTES", "max_file_bytes"),
+    Key("files", "embedding_model", "EMBEDDING_MODEL", "embedding_model"),
+    Key("files", "embedding_endpoint", "EMBEDDING_ENDPOINT", "embedding_endpoint"),
+    Key("files", "embedding_api_key", "EMBEDDING_API_KEY", "embedding_api_key"),
 )
 BY_FLAT = {key.flat: key for key in KEYS}
 BY_FIELD = {(key.section, key.field): key for key in KEYS}

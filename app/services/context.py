@@ -14,8 +14,10 @@ from typing import Any
 
 from app.auth.principal import Owner, Principal
 from app.backends import Backends
+from app.backends.embeddings import Embeddings, embeddings_for
 from app.config import Settings
 from app.services.alerts import Webhook
+from app.services.ingest import Ingester
 from app.store import db, responses
 from app.store.blobs import BlobStore
 from app.store.counters import RedisCounters
@@ -30,6 +32,8 @@ class ServiceContext:
     backends: Backends
     reasoning_secret: bytes = field(repr=False)
     blobs: BlobStore  # uploaded files' bytes
+    ingester: Ingester  # this worker's, for files added to vector stores
+    embeddings: Embeddings | None = None  # vector stores search by meaning with it
     reject_unsupported_tools: bool = False
     keepalive_seconds: float = 15.0
     background_lease: float = 30.0
@@ -50,10 +54,14 @@ class RequestContext:
 
 def init_app(app: Any, settings: Settings) -> None:
     """Make the services' context from the settings and the backends made before."""
+    blobs = BlobStore(settings.files.base_dir, settings.files.max_bytes)
+    embeddings = embeddings_for(settings)
     app.extensions["services"] = ServiceContext(
         backends=app.extensions["backends"],
         reasoning_secret=_reasoning_secret(settings),
-        blobs=BlobStore(settings.files.base_dir, settings.files.max_bytes),
+        blobs=blobs,
+        ingester=Ingester(blobs, embeddings),
+        embeddings=embeddings,
         reject_unsupported_tools=settings.responses.reject_unsupported_tools,
         keepalive_seconds=settings.responses.keepalive_seconds,
         background_lease=settings.responses.background_lease,

@@ -6,7 +6,7 @@ from typing import Any
 
 from app.auth.principal import Owner
 from app.protocol.files import file_object
-from app.store import scope
+from app.store import scope, vector_stores
 from app.store.models import StoredFile
 from app.store.writes import writes
 
@@ -59,8 +59,12 @@ def files_by_id(owner: Owner, file_ids: list[str], now: int) -> dict[str, dict[s
 
 @writes
 def delete_file(owner: Owner, file_id: str, now: int) -> bool:
-    """Forget `owner`'s file; tell whether there was one."""
-    return bool(StoredFile.delete().where(scope.file(owner, file_id, now)).execute())
+    """Forget `owner`'s file, and take it out of every vector store; tell whether there was
+    one."""
+    if not StoredFile.delete().where(scope.file(owner, file_id, now)).execute():
+        return False
+    vector_stores.remove_file_everywhere(file_id)
+    return True
 
 
 def known_ids(file_ids: list[str]) -> set[str]:
@@ -85,6 +89,8 @@ def expire_files(now: int) -> list[str]:
     ]
     if expired:
         StoredFile.delete().where(StoredFile.id.in_(expired)).execute()
+        for file_id in expired:
+            vector_stores.remove_file_everywhere(file_id)
     return expired
 
 

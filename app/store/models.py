@@ -17,6 +17,7 @@ from peewee import (
     SQL,
     AutoField,
     BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     CompositeKey,
@@ -445,6 +446,86 @@ class StoredFile(BaseModel):
         indexes = ((("tenant_id", "owner_id", "id"), False),)
 
 
+class VectorStore(BaseModel):
+    """A vector store: its files are `VectorStoreFile` rows, their chunks `VectorChunk` rows."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    name = CharField(max_length=NAME_LENGTH, null=True)
+    description = TextField(null=True)
+    metadata = TextField()
+    created_at = BigIntegerField()
+    last_active_at = BigIntegerField()
+    expires_days = IntegerField(null=True)  # expires_after: {anchor: last_active_at, days}
+    expires_at = BigIntegerField(null=True)
+    tenant_id = tenant_field()
+    owner_id = owner_field()
+    project_id = project_field()
+
+    class Meta:
+        table_name = "vector_stores"
+        indexes = ((("tenant_id", "owner_id", "id"), False),)
+
+
+class VectorStoreFile(BaseModel):
+    """A file in a vector store, and how its ingestion went (`status`, `last_error`).
+
+    A row `in_progress` whose `claimed_until` has passed (or was never set)
+    is waiting for an ingester; one that claims it sets `claimed_until` a
+    lease ahead, so a worker that dies mid-file leaves it to another.
+    """
+
+    vector_store_id = CharField(max_length=ID_LENGTH)
+    file_id = CharField(max_length=ID_LENGTH)
+    created_at = BigIntegerField()
+    status = CharField(max_length=16)
+    last_error = TextField(null=True)  # JSON: {code, message}
+    attributes = TextField(null=True)  # JSON
+    chunking = TextField()  # JSON: the chunking strategy object
+    usage_bytes = BigIntegerField(default=0)
+    batch_id = CharField(max_length=ID_LENGTH, null=True)
+    claimed_until = DoubleField(null=True)
+    tenant_id = tenant_field()
+    owner_id = owner_field()
+    project_id = project_field()
+
+    class Meta:
+        table_name = "vector_store_files"
+        primary_key = CompositeKey("vector_store_id", "file_id")
+        indexes = (
+            (("status", "claimed_until"), False),
+            (("file_id",), False),
+            (("batch_id",), False),
+        )
+
+
+class VectorStoreBatch(BaseModel):
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    vector_store_id = CharField(max_length=ID_LENGTH, index=True)
+    created_at = BigIntegerField()
+    cancelled_at = BigIntegerField(null=True)
+    tenant_id = tenant_field()
+    owner_id = owner_field()
+    project_id = project_field()
+
+    class Meta:
+        table_name = "vector_store_file_batches"
+
+
+class VectorChunk(BaseModel):
+    """One chunk of a store file's text, with its embedding (float32s) when there is one."""
+
+    id = AutoField()
+    vector_store_id = CharField(max_length=ID_LENGTH)
+    file_id = CharField(max_length=ID_LENGTH)
+    seq = IntegerField()
+    text = TextField()
+    embedding = BlobField(null=True)
+
+    class Meta:
+        table_name = "vector_chunks"
+        indexes = ((("vector_store_id", "file_id", "seq"), False),)
+
+
 MODELS = [
     StoredResponse,
     StoredItem,
@@ -466,4 +547,8 @@ MODELS = [
     AdminToken,
     ScimUser,
     StoredFile,
+    VectorStore,
+    VectorStoreFile,
+    VectorStoreBatch,
+    VectorChunk,
 ]

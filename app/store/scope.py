@@ -21,6 +21,7 @@ from app.store.models import (
     StoredFile,
     StoredItem,
     StoredResponse,
+    VectorStore,
 )
 from app.store.retention import oldest_kept
 
@@ -99,6 +100,11 @@ def files(owner: Owner, now: int) -> Any:
 def file(owner: Owner, file_id: str, now: int) -> Any:
     """One of `owner`'s uploaded files, unless it has expired by `now`."""
     return files(owner, now) & (StoredFile.id == file_id)
+
+
+def vector_store(owner: Owner, vector_store_id: str) -> Any:
+    """One of `owner`'s vector stores (an expired one too: it says so in its status)."""
+    return owned(VectorStore, owner) & (VectorStore.id == vector_store_id)
 
 
 def chain_conditions(owner: Owner, param: str) -> tuple[str, str, tuple[Any, ...]]:

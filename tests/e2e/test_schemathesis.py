@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,12 +111,26 @@ class Gateway:
             timeout=REQUEST_TIMEOUT,
         )
         assert upload.status_code == 200, upload.text
+        file_id = upload.json()["id"]
+        store = self.post("/v1/vector_stores", {"name": "notes", "file_ids": [file_id]})
+        batch = self.post(f"/v1/vector_stores/{store['id']}/file_batches", {"file_ids": [file_id]})
+        self.wait_for_ingestion(store["id"], file_id)
         return {
             "response_id": response["id"],
             "conversation_id": conversation["id"],
             "item_id": items["data"][0]["id"],
-            "file_id": upload.json()["id"],
+            "file_id": file_id,
+            "vector_store_id": store["id"],
+            "batch_id": batch["id"],
         }
+
+    def wait_for_ingestion(self, store_id: str, file_id: str) -> None:
+        """Until the file is ingested (rows the ingester adds must not land mid-case)."""
+        deadline = time.monotonic() + REQUEST_TIMEOUT
+        url = f"{self.url}/v1/vector_stores/{store_id}/files/{file_id}"
+        while requests.get(url, timeout=REQUEST_TIMEOUT).json()["status"] == "in_progress":
+            assert time.monotonic() < deadline, "the file was never ingested"
+            time.sleep(0.05)
 
     def row_counts(self) -> dict[str, int]:
         with sqlite3.connect(self.database, timeout=5) as connection:

@@ -198,14 +198,14 @@ def test_requests_are_recorded_before_replying(backend):
     headers = {"Authorization": "Bearer secret"}
     requests.post(f"{backend.chat_url}?x=1", json=chat(), headers=headers, timeout=5)
     bad = requests.post(backend.chat_url, data=b"{oops", timeout=5)
-    missing = requests.post(f"{backend.base_url}/embeddings", json={}, timeout=5)
+    missing = requests.post(f"{backend.base_url}/completions", json={}, timeout=5)
     assert (bad.status_code, missing.status_code) == (400, 404)
     first, second, third = backend.requests
     assert (first.method, first.path) == ("POST", "/v1/chat/completions?x=1")
     assert first.headers["authorization"] == "Bearer secret"
     assert first.json == chat() and json.loads(first.body) == chat()
     assert (second.body, second.json) == (b"{oops", None)
-    assert third.path == "/v1/embeddings"
+    assert third.path == "/v1/completions"
     assert backend.chat_requests() == [chat()]
 
 
@@ -223,3 +223,18 @@ def test_reset_restores_initial_state(backend):
     assert backend.requests == []
     body = requests.post(backend.chat_url, json=chat(), timeout=5).json()
     assert body["choices"][0]["message"]["content"] == "Hello from the fake backend."
+
+
+def test_embeddings_are_unit_bags_of_words_and_can_be_made_to_fail(backend):
+    url = f"{backend.base_url}/embeddings"
+    answer = requests.post(
+        url, json={"model": "e", "input": ["cats purr", "Cats PURR!"]}, timeout=5
+    )
+    first, second = (item["embedding"] for item in answer.json()["data"])
+    assert first == second and len(first) == fb.EMBEDDING_DIMENSIONS
+    assert abs(sum(x * x for x in first) - 1.0) < 1e-9
+    backend.fail_embeddings(1)
+    assert requests.post(url, json={"input": ["x"]}, timeout=5).status_code == 500
+    assert requests.post(url, json={"input": ["x"]}, timeout=5).status_code == 200
+    assert requests.post(url, json={"input": [1]}, timeout=5).status_code == 400
+    assert len(backend.embedding_requests()) == 4

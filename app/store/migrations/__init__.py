@@ -32,6 +32,7 @@ from app.store.migrations import (
     m008_budget_alerts,
     m009_scim_deprovisioned,
     m010_files,
+    m011_vector_stores,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -73,6 +74,7 @@ MIGRATIONS = (
     Migration(8, "budget alerts", m008_budget_alerts.apply),
     Migration(9, "deprovisioned SCIM users", m009_scim_deprovisioned.apply),
     Migration(10, "files", m010_files.apply),
+    Migration(11, "vector stores, their files, batches and chunks", m011_vector_stores.apply),
 )
 LATEST = MIGRATIONS[-1].number
 
