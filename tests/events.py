@@ -14,6 +14,11 @@
   after them, `output_index` counting from 0, ids/`call_id` stable;
 - content (and summary) parts `added` before their deltas, the `*.done`
   text equal to the concatenated deltas, parts closed before their item;
+- annotations announced inside their open text part, numbered from 0, at
+  an index within its text, and the part's final `annotations` exactly
+  those announced;
+- a hosted tool's call (`file_search_call`) goes through its steps in
+  order (`in_progress`, `searching`, `completed`) inside its open item;
 - the terminal response holds exactly the items announced `done`, usage
   with every detail (completed/incomplete), a filled `error` (failed),
   and `annotations` on every `output_text` part.
@@ -62,6 +67,11 @@ ITEM_TEXT_EVENTS = {
     "response.function_call_arguments": ("function_call", "arguments", "arguments"),
     "response.custom_tool_call_input": ("custom_tool_call", "input", "input"),
 }
+# A hosted tool's call: event prefix -> (item type, its steps in order).
+HOSTED_STEPS = {
+    "response.file_search_call": ("file_search_call", ("in_progress", "searching", "completed")),
+}
+ANNOTATION_ADDED = "response.output_text.annotation.added"
 
 
 def validate_event(event: dict[str, Any]) -> BaseModel:
@@ -100,6 +110,7 @@ class _Part:
     part_type: str
     deltas: list[str] = field(default_factory=list)
     text_done: bool = False
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +121,8 @@ class _Item:
     open_part: _Part | None = None
     deltas: list[str] = field(default_factory=list)
     text_done: str | None = None
+    steps: list[str] = field(default_factory=list)
+    annotations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class _StreamChecker:
@@ -180,7 +193,11 @@ class _StreamChecker:
             if item["type"] == item_type and (current.deltas or current.text_done is not None):
                 assert current.text_done is not None, f"{prefix}.done missing"
                 assert item[item_field] == current.text_done, f"item {item_field} != {prefix}.done"
-        _check_output_text_parts(item)
+        _check_output_text_parts(item, current.annotations)
+        if item["type"] in {item_type for item_type, _ in HOSTED_STEPS.values()}:
+            steps = dict(HOSTED_STEPS.values())[item["type"]]
+            expected = steps if item["status"] == "completed" else steps[:2]
+            assert tuple(current.steps) == expected, f"{item['type']} steps {current.steps}"
         self.done_items.append(item)
         self.open = None
 
@@ -195,7 +212,14 @@ class _StreamChecker:
     def _inside_item(self, event: dict[str, Any]) -> None:
         prefix, _, suffix = event["type"].rpartition(".")
         current = self._current(event)
-        if prefix in PART_EVENTS:
+        if event["type"] == ANNOTATION_ADDED:
+            self._annotation(current, event)
+        elif prefix in HOSTED_STEPS:
+            item_type, steps = HOSTED_STEPS[prefix]
+            assert current.item["type"] == item_type, f"{event['type']} on a {current.item['type']}"
+            current.steps.append(suffix)
+            assert tuple(current.steps) == steps[: len(current.steps)], f"steps {current.steps}"
+        elif prefix in PART_EVENTS:
             self._part_boundary(current, PART_EVENTS[prefix], suffix, event)
         elif prefix in PART_TEXT_EVENTS:
             self._part_text(current, prefix, suffix, event)
@@ -220,9 +244,23 @@ class _StreamChecker:
             assert opened.text_done, f"{event['type']} before the part's text .done event"
             text = part.get("text", part.get("refusal"))
             assert text == "".join(opened.deltas), "part text != concatenated deltas"
+            if part["type"] == "output_text":
+                assert part["annotations"] == opened.annotations, "annotations != announced"
             current.open_part = None
         if part["type"] == "output_text":
             assert isinstance(part.get("annotations"), list), "output_text part without annotations"
+
+    def _annotation(self, current: _Item, event: dict[str, Any]) -> None:
+        opened = current.open_part
+        assert opened and opened.part_type == "output_text", "annotation outside a text part"
+        assert event["content_index"] == opened.index, "annotation: content_index"
+        assert not opened.text_done, "annotation after the part's text was done"
+        assert event["annotation_index"] == len(opened.annotations), "annotation_index skips"
+        annotation = event["annotation"]
+        if "index" in annotation:
+            assert 0 <= annotation["index"] <= len("".join(opened.deltas)), "annotation index"
+        opened.annotations.append(annotation)
+        current.annotations[opened.index] = opened.annotations
 
     def _part_text(self, current: _Item, prefix: str, suffix: str, event: dict[str, Any]):
         kind, part_type = PART_TEXT_EVENTS[prefix]
@@ -265,11 +303,14 @@ class _StreamChecker:
         return Response.model_validate(response)
 
 
-def _check_output_text_parts(item: dict[str, Any]) -> None:
+def _check_output_text_parts(
+    item: dict[str, Any], announced: dict[int, list[dict[str, Any]]]
+) -> None:
     parts = item.get("content") or [] if item["type"] == "message" else []
-    for part in parts:
+    for index, part in enumerate(parts):
         if part["type"] == "output_text":
-            assert part.get("annotations") == [], "output_text part without annotations []"
+            expected = announced.get(index, [])
+            assert part.get("annotations") == expected, "output_text annotations != announced"
 
 
 def _check_usage(usage: dict[str, Any] | None) -> None:

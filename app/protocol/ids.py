@@ -26,6 +26,7 @@ ITEM_PREFIXES = {
     "local_shell_call": "lsh",
     "local_shell_call_output": "lsho",
     "reasoning": "rs",
+    "file_search_call": "fs",
 }
 
 

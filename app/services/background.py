@@ -114,7 +114,13 @@ def _run(
         upstream = Upstream(prepared, principal, wake_seconds)
         _runs.add(response_id, upstream)
         chunks = iter(upstream)
-        events = stream_events(prepared, upstream, chunks, cancelled=_stop_check(response_id))
+        events = stream_events(
+            prepared,
+            upstream,
+            chunks,
+            cancelled=_stop_check(response_id),
+            calling=lambda next_call: _runs.add(response_id, next_call),
+        )
         _record(prepared.owner, response_id, events, lease_seconds)
     except Exception as exc:
         log.exception("background response %s failed to run", response_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.auth.principal import Owner
@@ -22,6 +22,7 @@ from app.protocol.responses.objects import new_response
 from app.protocol.sealed import seal
 from app.services import inputs, limits
 from app.services.context import RequestContext, ServiceContext
+from app.services.hosted import HostedTools
 from app.store import conversations, db, responses
 from app.store.writes import write_transaction
 
@@ -42,6 +43,17 @@ class Prepared:
     response: dict[str, Any]
     seal: Callable[[dict[str, Any]], dict[str, Any]]
     admission: limits.Admission | None = None  # a virtual key's: its limits and ledger row
+    # Tools the gateway runs itself, and what the backend was sent (for the turns after).
+    hosted: HostedTools | None = None
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def next_turn(self, told: list[dict[str, Any]], stream: bool) -> Outgoing:
+        """The next backend call of a response whose model called hosted tools: the same
+        request, continued by `told` (its turns so far, their calls and results)."""
+        hosted = self.hosted
+        assert hosted is not None
+        body = hosted.backend_request(self.request)
+        return hosted.mark(self.backend.translate(body, self.sent + told, stream=stream))
 
 
 def prepare(services: ServiceContext, context: RequestContext, request: dict[str, Any]) -> Prepared:
@@ -62,14 +74,22 @@ def prepare(services: ServiceContext, context: RequestContext, request: dict[str
     sent = inputs.attach_files(owner, services.blobs, history, history=True)
     sent += inputs.attach_files(owner, services.blobs, resolved)
     streamed = bool(request.get("stream") or request.get("background"))
-    outgoing = backend.translate(request, sent, stream=streamed)
+    hosted = HostedTools.of(services, context, request)
+    if hosted is None:
+        outgoing = backend.translate(request, sent, stream=streamed)
+    else:
+        outgoing = hosted.mark(
+            backend.translate(hosted.backend_request(request), sent, stream=streamed)
+        )
     _check_dropped_tools(services, request, outgoing.dropped_tools)
     response = new_response(request, new_id("resp"), int(time.time()))
     seal = _sealer(services, request)
     admission = limits.admit(  # the last check
         context.principal, request, outgoing.body, services.budget_webhook, services.counters
     )
-    return Prepared(owner, request, backend, outgoing, resolved, response, seal, admission)
+    return Prepared(
+        owner, request, backend, outgoing, resolved, response, seal, admission, hosted, sent
+    )
 
 
 def _check_dropped_tools(

@@ -14,10 +14,12 @@ from typing import Any
 
 from app.auth.principal import Owner
 from app.errors import GatewayError, NotFound
+from app.protocol.responses.file_search import FILE_SEARCH
 from app.protocol.responses.objects import complete_response, list_object
 from app.services import background, limits
 from app.services.context import RequestContext, ServiceContext
 from app.services.prepare import Prepared, persist, prepare
+from app.services.response_loop import CLIENT_CALLS, ResponseLoop, annotate_answer
 from app.services.streaming import Events, open_stream
 from app.store import responses
 from app.store.models import INPUT
@@ -67,11 +69,47 @@ def _run(
     if request.get("stream"):
         events = open_stream(prepared, context.principal, services.keepalive_seconds)
         return Created(events=events, headers=headers)
+    if prepared.hosted is not None:
+        return Created(body=_complete_with_tools(prepared, context), headers=headers)
     output, usage, incomplete = prepared.backend.complete(prepared.outgoing, context.principal)
     output = [prepared.seal(item) for item in output]
     response = complete_response(prepared.response, output, usage, incomplete)
     persist(prepared)
     return Created(body=response, headers=headers)
+
+
+def _complete_with_tools(prepared: Prepared, context: RequestContext) -> dict[str, Any]:
+    """A whole answer that may take several backend calls: the model calls hosted tools,
+    the gateway runs them, and calls it again. A call that fails after the first leaves
+    the response stored as failed with what came before, and raises."""
+    loop = ResponseLoop.for_request(prepared)
+    emitter, hosted = loop.emitter, prepared.hosted
+    assert hosted is not None
+    outgoing = prepared.outgoing
+    while True:
+        try:
+            items, usage, incomplete = prepared.backend.complete(outgoing, context.principal)
+        except GatewayError as exc:
+            if not loop.told:
+                raise
+            emitter.fail(exc.to_dict())
+            persist(prepared)
+            raise
+        emitter.add_usage(usage)
+        calls = [i for i in items if i["type"] == "function_call" and i["name"] == FILE_SEARCH]
+        visible = [prepared.seal(item) for item in items if item not in calls]
+        emitter.output += visible
+        if not calls or incomplete:
+            break
+        loop.run_hosted(calls)
+        if any(item["type"] in CLIENT_CALLS for item in visible):
+            break
+        loop.turn_start = len(emitter.output)
+        outgoing = prepared.next_turn(loop.told, stream=False)
+    annotate_answer(emitter.output[loop.turn_start :], hosted.annotate)
+    response = complete_response(prepared.response, emitter.output, emitter.usage, incomplete)
+    persist(prepared)
+    return response
 
 
 def get_response(context: RequestContext, response_id: str) -> dict[str, Any]:

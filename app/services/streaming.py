@@ -122,35 +122,48 @@ def stream_events(
     upstream: Upstream,
     chunks: Iterator[Any],
     cancelled: Callable[[], bool] = lambda: False,
+    calling: Callable[[Upstream], None] = lambda upstream: None,
 ) -> Iterator[Events]:
     """Translate the backend stream into batches of events; store before the terminal event.
 
     `chunks` yields None when the backend has been silent for a while: that
     becomes a keep-alive event, and a chance to notice `cancelled()`. The
     events that close the output go out with the terminal event, in one
-    write, once the response is stored.
+    write, once the response is stored. When the model called a hosted tool,
+    the loop runs it and the next call is made here (`calling` is told of
+    each new one, so that it can be cut), its events in the same stream.
     """
     loop = ResponseLoop.for_request(prepared)
     batch: Events = []  # what the current read brought: events of a failing read go out too
     closing: Events = []
     try:
         yield loop.start()
-        stopped = False
-        for data in chunks:
-            if cancelled():
-                stopped = True
-                break
-            if data is None:
-                yield [loop.keepalive()]
-            elif data is not OPENED:
-                loop.feed(data, batch)
-                yield batch
-                batch = []
-                if loop.done:  # the body's last event: nothing more to read
+        while True:
+            stopped = False
+            for data in chunks:
+                if cancelled():
+                    stopped = True
                     break
-        else:
-            stopped = cancelled()  # the call was cut for a cancel: its end is no failure
-        closing = loop.cancel() if stopped else loop.finish()
+                if data is None:
+                    yield [loop.keepalive()]
+                elif data is not OPENED:
+                    loop.feed(data, batch)
+                    yield batch
+                    batch = []
+                    if loop.done:  # the body's last event: nothing more to read
+                        break
+            else:
+                stopped = cancelled()  # the call was cut for a cancel: its end is no failure
+            closing = loop.cancel() if stopped else loop.finish()
+            if loop.next_outgoing is None:
+                break
+            yield closing  # the hosted tools' events; the next turn follows
+            closing = []
+            upstream.close(ended=loop.done)
+            prepared.outgoing = loop.next_outgoing
+            upstream = Upstream(prepared, upstream.principal, upstream.wake_every)
+            calling(upstream)
+            chunks = iter(upstream)
         persist(prepared)
     except (GatewayError, CallCut) as exc:
         # The store may fail after the output was closed: its events still go out.

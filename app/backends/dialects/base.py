@@ -41,6 +41,7 @@ class Outgoing(Protocol):
 
     body: dict[str, Any]
     dropped_tools: list[str]
+    tool_kinds: dict[str, str]  # each tool's name -> its kind ("hosted": the gateway runs it)
 
 
 class Turn(Protocol):

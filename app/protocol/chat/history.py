@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.protocol.responses.file_search import FILE_SEARCH, results_text
+
 MISSING_OUTPUT = "(no output was recorded for this tool call)"
 LOCAL_SHELL_TOOL = "local_shell"
 ROLE_FOR_CHAT = {"developer": "system"}
@@ -50,6 +52,13 @@ class _MessageBuilder:
             self._tool_output(item["call_id"], item["output"])
         elif kind == "local_shell_call_output":
             self._tool_output(item["id"], item["output"])
+        elif kind == "file_search_call":  # the gateway ran it: its call and its results
+            arguments = json.dumps({"queries": item.get("queries") or []})
+            call = {"name": FILE_SEARCH, "arguments": arguments}
+            self._assistant_turn()["tool_calls"].append(
+                {"id": item["id"], "type": "function", "function": call}
+            )
+            self._tool_output(item["id"], results_text(item.get("results")))
 
     def _assistant_turn(self) -> dict[str, Any]:
         if self.assistant is None:

@@ -34,6 +34,7 @@ class ChatTurn:
         self.parser = SSEParser()
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.call_kinds: dict[Any, str] = {}  # a call's kind, told by its first chunk's name
 
     @property
     def done(self) -> bool:
@@ -99,9 +100,12 @@ class ChatTurn:
     def _tool_delta(self, call: dict[str, Any]) -> Events:
         function = call.get("function") or {}
         name = function.get("name") or ""
+        key = call.get("index", 0)
+        if name or key not in self.call_kinds:
+            self.call_kinds[key] = self.tool_kinds.get(name, "function")
         return self.emitter.tool_call_delta(
-            key=call.get("index", 0),
-            tool_kind=self.tool_kinds.get(name, "function"),
+            key=key,
+            tool_kind=self.call_kinds[key],
             name=name,
             call_id=call.get("id"),
             arguments=function.get("arguments") or "",

@@ -104,6 +104,10 @@ class ResponseEmitter:
         self.output: list[dict[str, Any]] = []
         self.current: _OpenItem | None = None
         self.usage: dict[str, Any] | None = None
+        # Calls of tools the gateway runs itself (tool kind "hosted"): kept, not shown.
+        self.hosted_calls: list[dict[str, Any]] = []
+        # The annotations of an answer's text, given its text (file citations).
+        self.annotate: Callable[[str], list[dict[str, Any]]] | None = None
 
     @classmethod
     def resume(cls, response: dict[str, Any], events: Events) -> ResponseEmitter:
@@ -225,9 +229,20 @@ class ResponseEmitter:
     def tool_call_delta(
         self, key: Any, tool_kind: str, name: str, call_id: str | None, arguments: str
     ) -> Events:
-        """Part of tool call `key` of this turn: its head when new, then its arguments."""
+        """Part of tool call `key` of this turn: its head when new, then its arguments.
+
+        A hosted tool's call (one the gateway runs) sends no events: it is kept
+        whole in `hosted_calls` when it closes, for the response loop to run.
+        """
         events = []
         current = self.current
+        if tool_kind == "hosted":
+            if current is None or current.kind != "hosted" or current.key != key:
+                events += self.close_item("completed")
+                item = {"name": name, "call_id": call_id or new_call_id()}
+                self.current = _OpenItem("hosted", -1, item, key, tool_kind)
+            self.current.add(arguments)
+            return events
         if current is None or current.kind != "tool" or current.key != key:
             item = tool_call_item(tool_kind, name, call_id or new_call_id(), "")
             if "status" in item:
@@ -250,6 +265,10 @@ class ResponseEmitter:
         current = self.current
         if current is None:
             return []
+        if current.kind == "hosted":
+            self.hosted_calls.append({**current.item, "arguments": current.text})
+            self.current = None
+            return []
         closers = {
             "reasoning": self._close_reasoning,
             "message": self._close_message,
@@ -263,6 +282,22 @@ class ResponseEmitter:
         events.append(self._item_event("response.output_item.done", item))
         self.current = None
         return events
+
+    def begin_item(self, item: dict[str, Any]) -> tuple[Events, int]:
+        """Show an item the gateway makes itself (a hosted tool's call) as started; return
+        its events and its output index. `item_event` and `end_item` follow."""
+        events = self.close_item("completed")
+        index = len(self.output)
+        events.append(self.event("response.output_item.added", output_index=index, item=item))
+        return events, index
+
+    def item_event(self, event_type: str, item: dict[str, Any], index: int) -> Event:
+        return self.event(event_type, item_id=item["id"], output_index=index)
+
+    def end_item(self, item: dict[str, Any], index: int) -> Events:
+        """The item begun at `index` is done: it joins the output."""
+        self.output.append(item)
+        return [self.event("response.output_item.done", output_index=index, item=item)]
 
     def _open(
         self, kind: str, item: dict[str, Any], key: Any = None, tool_kind: str = "function"
@@ -295,11 +330,23 @@ class ResponseEmitter:
 
     def _close_message(self, current: _OpenItem) -> tuple[Events, dict[str, Any]]:
         text = current.text
+        annotations = self.annotate(text) if self.annotate else []
         events = [
-            self._part_event("response.output_text.done", text=text, logprobs=[]),
-            self._part_event("response.content_part.done", part=output_text_part(text)),
+            self._part_event(
+                "response.output_text.annotation.added",
+                annotation_index=number,
+                annotation=annotation,
+            )
+            for number, annotation in enumerate(annotations)
         ]
-        return events, message_item(text, item_id=current.item["id"])
+        part = {**output_text_part(text), "annotations": annotations}
+        events += [
+            self._part_event("response.output_text.done", text=text, logprobs=[]),
+            self._part_event("response.content_part.done", part=part),
+        ]
+        item = message_item(text, item_id=current.item["id"])
+        item["content"] = [part]
+        return events, item
 
     def _close_refusal(self, current: _OpenItem) -> tuple[Events, dict[str, Any]]:
         text = current.text
