@@ -33,7 +33,7 @@ APPLY_PATCH_TOOL = {
     "description": "Apply a patch to the working tree.",
     "format": {"type": "grammar", "syntax": "lark", "definition": PATCH_GRAMMAR},
 }
-# Hosted tools the gateway does not run (file_search it runs: tests/integration/test_file_search.py).
+# Hosted tools the gateway does not run (file_search it does: test_file_search.py).
 HOSTED_TOOLS = [
     {"type": "web_search"},
     {"type": "code_interpreter", "container": {"type": "auto"}},
