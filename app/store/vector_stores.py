@@ -96,22 +96,11 @@ def file_counts(vector_store_ids: Iterable[str]) -> dict[str, dict[str, int]]:
 @writes
 def add_files(owner: Owner, files: list[dict[str, Any]]) -> None:
     """Add files to a store, or start them again (`in_progress`) if they are in it."""
-    keys = [(f["vector_store_id"], f["file_id"]) for f in files]
-    for store_id, file_id in keys:
-        _delete_file_rows(store_id, file_id)
-    _insert_files(owner, files)
+    _replace_files(owner, files)
 
 
 def get_store_file(vector_store_id: str, file_id: str) -> dict[str, Any] | None:
-    row = (
-        VectorStoreFile.select()
-        .where(
-            (VectorStoreFile.vector_store_id == vector_store_id)
-            & (VectorStoreFile.file_id == file_id)
-        )
-        .dicts()
-        .first()
-    )
+    row = VectorStoreFile.select().where(_file_key(vector_store_id, file_id)).dicts().first()
     return _file_fields(row) if row else None
 
 
@@ -137,7 +126,7 @@ def list_store_files(
 @writes
 def update_attributes(vector_store_id: str, file_id: str, attributes: dict | None) -> bool:
     updated = VectorStoreFile.update(attributes=_json_or_none(attributes)).where(
-        (VectorStoreFile.vector_store_id == vector_store_id) & (VectorStoreFile.file_id == file_id)
+        _file_key(vector_store_id, file_id)
     )
     return bool(updated.execute())
 
@@ -201,9 +190,7 @@ def create_batch(owner: Owner, batch: dict[str, Any], files: list[dict[str, Any]
     VectorStoreBatch.insert(
         **batch, tenant_id=owner.tenant_id, owner_id=owner.owner_id, project_id=owner.project_id
     ).execute()
-    for item in files:
-        _delete_file_rows(item["vector_store_id"], item["file_id"])
-    _insert_files(owner, files)
+    _replace_files(owner, files)
 
 
 def get_batch(vector_store_id: str, batch_id: str) -> dict[str, Any] | None:
@@ -264,8 +251,7 @@ def claim(vector_store_id: str, file_id: str, now: float, until: float) -> dict[
     taken = (
         VectorStoreFile.update(claimed_until=until)
         .where(
-            (VectorStoreFile.vector_store_id == vector_store_id)
-            & (VectorStoreFile.file_id == file_id)
+            _file_key(vector_store_id, file_id)
             & (VectorStoreFile.status == IN_PROGRESS)
             & (VectorStoreFile.claimed_until.is_null() | (VectorStoreFile.claimed_until < now))
         )
@@ -295,9 +281,7 @@ def finish(
     )
     if not done:
         return False
-    VectorChunk.delete().where(
-        (VectorChunk.vector_store_id == vector_store_id) & (VectorChunk.file_id == file_id)
-    ).execute()
+    VectorChunk.delete().where(_chunks_of(vector_store_id, file_id)).execute()
     insert_rows(VectorChunk, chunk_rows)
     return True
 
@@ -318,8 +302,7 @@ def fail(vector_store_id: str, file_id: str, until: float, code: str, message: s
 
 def _claimed(vector_store_id: str, file_id: str, until: float) -> Any:
     return (
-        (VectorStoreFile.vector_store_id == vector_store_id)
-        & (VectorStoreFile.file_id == file_id)
+        _file_key(vector_store_id, file_id)
         & (VectorStoreFile.status == IN_PROGRESS)
         & (VectorStoreFile.claimed_until == until)
     )
@@ -347,6 +330,23 @@ def store_file_row(
     }
 
 
+def _file_key(vector_store_id: str, file_id: str) -> Any:
+    return (VectorStoreFile.vector_store_id == vector_store_id) & (
+        VectorStoreFile.file_id == file_id
+    )
+
+
+def _chunks_of(vector_store_id: str, file_id: str) -> Any:
+    return (VectorChunk.vector_store_id == vector_store_id) & (VectorChunk.file_id == file_id)
+
+
+def _replace_files(owner: Owner, files: list[dict[str, Any]]) -> None:
+    """Add store files, each in place of (and without the chunks of) what was there."""
+    for row in files:
+        _delete_file_rows(row["vector_store_id"], row["file_id"])
+    _insert_files(owner, files)
+
+
 def _insert_files(owner: Owner, files: list[dict[str, Any]]) -> None:
     whose = {
         "tenant_id": owner.tenant_id,
@@ -357,17 +357,8 @@ def _insert_files(owner: Owner, files: list[dict[str, Any]]) -> None:
 
 
 def _delete_file_rows(vector_store_id: str, file_id: str) -> bool:
-    deleted = (
-        VectorStoreFile.delete()
-        .where(
-            (VectorStoreFile.vector_store_id == vector_store_id)
-            & (VectorStoreFile.file_id == file_id)
-        )
-        .execute()
-    )
-    VectorChunk.delete().where(
-        (VectorChunk.vector_store_id == vector_store_id) & (VectorChunk.file_id == file_id)
-    ).execute()
+    deleted = VectorStoreFile.delete().where(_file_key(vector_store_id, file_id)).execute()
+    VectorChunk.delete().where(_chunks_of(vector_store_id, file_id)).execute()
     return bool(deleted)
 
 
