@@ -4,9 +4,10 @@
 be the caller's: else a 404 before anything is sent) and gives the backend
 a request in which each is a function the model can call
 (`backend_request`). When a turn of the model ends with calls of those
-functions, `run` searches and makes the `file_search_call` items (and
-their events, when streamed), and `next_items` what the next turn must be
-told: the calls and their results. The response loop (streamed, JSON and
+functions, `run` searches and makes the `file_search_call` item and its
+events (the JSON path drops the events), and returns what the next turn
+must be told: the call and its results. A search that fails shows as a
+`failed` call, and the model is told so. The response loop (streamed, JSON and
 background alike) goes on until the model answers without calling one, or
 `max_tool_calls` calls have run: the turn after that may call no tool.
 """

@@ -154,12 +154,13 @@ def stream_events(
                         break
             else:
                 stopped = cancelled()  # the call was cut for a cancel: its end is no failure
+            read_whole = loop.done  # the turn's body was read to its end (before `finish`)
             closing = loop.cancel() if stopped else loop.finish()
             if loop.next_outgoing is None:
                 break
             yield closing  # the hosted tools' events; the next turn follows
             closing = []
-            upstream.close(ended=loop.done)
+            upstream.close(ended=read_whole)
             prepared.outgoing = loop.next_outgoing
             upstream = Upstream(prepared, upstream.principal, upstream.wake_every)
             calling(upstream)

@@ -136,6 +136,25 @@ def test_a_streamed_search_shows_every_step_in_one_sequence(sdk, backend):
     assert stored.model_dump() == response.model_dump()
 
 
+def test_a_failed_search_is_a_failed_call_and_the_model_is_told(make_app, fresh_store, backend):
+    sdk = sdk_for(make_app(embedding_model="fake-embed", **fresh_store))
+    store_id, _ = ingested_store(sdk, handbook=HANDBOOK)
+    backend.fail_embeddings(1)  # the query's embedding fails
+    search_then_answer(backend, answer="I could not search.")
+    with sdk.responses.with_streaming_response.create(
+        model=MODEL, input="Leave?", tools=[tool(store_id)], stream=True
+    ) as raw:
+        events = sse_events(raw.iter_lines())
+    response = assert_valid_stream(events)
+    assert response.status == "completed"
+    assert [(i.type, i.status) for i in response.output] == [
+        ("file_search_call", "failed"),
+        ("message", "completed"),
+    ]
+    told = backend.chat_requests()[-1]["messages"][-1]
+    assert told["role"] == "tool" and told["content"].startswith("The search failed")
+
+
 def test_the_tools_filters_and_max_num_results_are_honoured(sdk, backend):
     handbook = sdk.files.create(file=("handbook.txt", HANDBOOK.encode()), purpose="assistants")
     memo = sdk.files.create(
