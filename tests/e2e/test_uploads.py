@@ -4,12 +4,15 @@ A 96 MB upload, sent chunked so that no length warns the gateway, goes to
 disk as it arrives: the worker's peak memory grows by a fraction of it. The
 download is the same bytes, again without the worker reading them into
 memory. A chunked upload over the cap is cut off with the gateway's 413 and
-leaves nothing on disk; the worker goes on serving.
+leaves nothing on disk, as does a client that goes away midway; the worker
+goes on serving.
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +115,32 @@ def test_a_chunked_upload_over_the_cap_is_cut_off_and_leaves_nothing(start_gatew
     fits = upload(gateway.url, count=cap // len(CHUNK))
     assert fits.status_code == 200, fits.text
     assert fits.json()["bytes"] == cap
+
+
+def test_a_client_that_goes_away_midway_leaves_nothing_and_the_worker_serves_on(
+    start_gateway, tmp_path: Path
+):
+    files_dir = tmp_path / "files"
+    gateway = start_gateway(workers=1, FILE_STORE_BASE_DIR=str(files_dir))
+    boundary = "gone-midway"
+    head = next(chunks(0, boundary))
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=TIMEOUT) as sock:
+        sock.sendall(
+            (
+                "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(head) + 64 * len(CHUNK)}\r\n\r\n"
+            ).encode()
+            + head
+            + CHUNK * 8
+        )
+        deadline = time.monotonic() + TIMEOUT
+        while not any(p.is_file() for p in files_dir.rglob("*.part")):
+            assert time.monotonic() < deadline, "the upload never reached the disk"
+            time.sleep(0.05)
+    deadline = time.monotonic() + TIMEOUT
+    while any(p.is_file() for p in files_dir.rglob("*")):
+        assert time.monotonic() < deadline, "the cut upload's part file was left behind"
+        time.sleep(0.05)
+    fits = upload(gateway.url, count=4)
+    assert fits.status_code == 200, fits.text
