@@ -18,6 +18,7 @@ from app.api import (
     metrics,
     models,
     openapi,
+    prompts,
     responses,
     scim,
     vector_stores,
@@ -28,7 +29,7 @@ from app.observe import RequestRecord
 
 log = logging.getLogger(__name__)
 
-DATA_PLANE = ("responses", "conversations", "files", "vector_stores", "models")
+DATA_PLANE = ("responses", "conversations", "files", "vector_stores", "prompts", "models")
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
@@ -40,6 +41,7 @@ def init_app(app: Flask, settings: Any) -> None:
         conversations,
         files,
         vector_stores,
+        prompts,
         models,
         health,
         metrics,

@@ -17,6 +17,7 @@ from app.api.gateway.usage import LEDGER_STATUSES
 from app.api.http import MAX_PAGE, MAX_SEQUENCE_NUMBER
 from app.protocol.files import EXPIRY_ANCHORS, MAX_EXPIRY, MIN_EXPIRY, PURPOSES
 from app.protocol.gateway import schemas as admin
+from app.protocol.prompts import CreatePrompt, SetDefault, UpdatePrompt
 from app.protocol.responses.openapi import build_document
 from app.protocol.responses.schemas import (
     AddItemsRequest,
@@ -120,6 +121,10 @@ class StoreFilesQuery(PageQuery):
     filter = Text(validate=validate.OneOf(FILE_STATUSES))
 
 
+class PromptQuery(Schema):
+    version = Integer(validate=validate.Range(min=1))
+
+
 class HealthQuery(Schema):
     """`/health?ready=1` checks the store too, as `/ready` does."""
 
@@ -134,6 +139,7 @@ FILE = "/v1/files/{file_id}"
 VECTOR_STORE = "/v1/vector_stores/{vector_store_id}"
 STORE_FILE = f"{VECTOR_STORE}/files/{{file_id}}"
 BATCH = f"{VECTOR_STORE}/file_batches/{{batch_id}}"
+PROMPT = "/v1/prompts/{prompt_id}"
 # The admin plane: a role or scope may refuse; a POST may conflict; a PATCH may be stale.
 ADMIN_READ = ("400", "401", "403", "404", "5XX")
 ADMIN_WRITE = ("400", "401", "403", "404", "409", "5XX")
@@ -333,6 +339,23 @@ PATHS: dict[str, dict[str, Any]] = {
     BATCH: {"get": {"summary": "Retrieve a file batch"}},
     f"{BATCH}/cancel": {"post": {"summary": "Cancel a file batch"}},
     f"{BATCH}/files": {"get": {"summary": "List a file batch's files", "query": StoreFilesQuery}},
+    "/v1/prompts": {
+        "post": {"summary": "Create a prompt", "body": CreatePrompt},
+        "get": {"summary": "List prompts", "query": PageQuery},
+    },
+    PROMPT: {
+        "get": {"summary": "Retrieve a prompt (at a version)", "query": PromptQuery},
+        "post": {
+            "summary": "Update a prompt (a new version)",
+            "body": UpdatePrompt,
+            "errors": ("400", "401", "404", "409", "5XX"),
+        },
+        "delete": {"summary": "Delete a prompt"},
+    },
+    f"{PROMPT}/versions": {"get": {"summary": "List a prompt's versions"}},
+    f"{PROMPT}/default_version": {
+        "post": {"summary": "Set a prompt's default version", "body": SetDefault},
+    },
     "/v1/models": {"get": {"summary": "List models", "errors": UPSTREAM_ERRORS}},
     "/health": {
         "get": {

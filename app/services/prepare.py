@@ -20,7 +20,7 @@ from app.errors import InvalidRequest, PermissionDenied, StoreError
 from app.protocol.ids import new_id
 from app.protocol.responses.objects import new_response
 from app.protocol.sealed import seal
-from app.services import inputs, limits
+from app.services import inputs, limits, prompts
 from app.services.context import RequestContext, ServiceContext
 from app.services.hosted import HostedTools
 from app.store import conversations, db, responses
@@ -71,7 +71,11 @@ def prepare(services: ServiceContext, context: RequestContext, request: dict[str
     resolved = inputs.resolve_references(owner, input_items)
     if any(item.get("encrypted_content") for item in resolved):
         resolved = inputs.open_sealed_reasoning(resolved, services.reasoning_secret)
-    sent = inputs.attach_files(owner, services.blobs, history, history=True)
+    sent = []
+    if request.get("prompt") is not None:  # rendered first; the response names its version
+        request["prompt"], given_first = prompts.rendered(context, request["prompt"])
+        sent += inputs.attach_files(owner, services.blobs, given_first)
+    sent += inputs.attach_files(owner, services.blobs, history, history=True)
     sent += inputs.attach_files(owner, services.blobs, resolved)
     streamed = bool(request.get("stream") or request.get("background"))
     hosted = HostedTools.of(services, context, request)

@@ -526,6 +526,36 @@ class VectorChunk(BaseModel):
         indexes = ((("vector_store_id", "file_id", "seq"), False),)
 
 
+class Prompt(BaseModel):
+    """A prompt; its templates are `PromptVersion` rows, numbered from 1."""
+
+    id = CharField(primary_key=True, max_length=ID_LENGTH)
+    name = CharField(max_length=NAME_LENGTH)
+    description = TextField(null=True)
+    metadata = TextField()
+    created_at = BigIntegerField()
+    default_version = IntegerField()
+    latest_version = IntegerField()
+    tenant_id = tenant_field()
+    owner_id = owner_field()
+    project_id = project_field()
+
+    class Meta:
+        table_name = "prompts"
+        indexes = ((("tenant_id", "owner_id", "id"), False),)
+
+
+class PromptVersion(BaseModel):
+    prompt_id = CharField(max_length=ID_LENGTH)
+    version = IntegerField()
+    template = TextField()
+    created_at = BigIntegerField()
+
+    class Meta:
+        table_name = "prompt_versions"
+        primary_key = CompositeKey("prompt_id", "version")
+
+
 MODELS = [
     StoredResponse,
     StoredItem,
@@ -551,4 +581,6 @@ MODELS = [
     VectorStoreFile,
     VectorStoreBatch,
     VectorChunk,
+    Prompt,
+    PromptVersion,
 ]

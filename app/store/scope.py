@@ -16,6 +16,7 @@ from app.auth.principal import ANONYMOUS, Owner
 from app.store.models import (
     CONVERSATION,
     RESPONSE_SLOTS,
+    Prompt,
     StoredConversation,
     StoredEvent,
     StoredFile,
@@ -105,6 +106,11 @@ def file(owner: Owner, file_id: str, now: int) -> Any:
 def vector_store(owner: Owner, vector_store_id: str) -> Any:
     """One of `owner`'s vector stores (an expired one too: it says so in its status)."""
     return owned(VectorStore, owner) & (VectorStore.id == vector_store_id)
+
+
+def prompt(owner: Owner, prompt_id: str) -> Any:
+    """One of `owner`'s prompts."""
+    return owned(Prompt, owner) & (Prompt.id == prompt_id)
 
 
 def chain_conditions(owner: Owner, param: str) -> tuple[str, str, tuple[Any, ...]]:

@@ -115,6 +115,7 @@ class Gateway:
         store = self.post("/v1/vector_stores", {"name": "notes", "file_ids": [file_id]})
         batch = self.post(f"/v1/vector_stores/{store['id']}/file_batches", {"file_ids": [file_id]})
         self.wait_for_ingestion(store["id"], file_id)
+        prompt = self.post("/v1/prompts", {"name": "p", "template": "Be {{tone}}."})
         return {
             "response_id": response["id"],
             "conversation_id": conversation["id"],
@@ -122,6 +123,7 @@ class Gateway:
             "file_id": file_id,
             "vector_store_id": store["id"],
             "batch_id": batch["id"],
+            "prompt_id": prompt["id"],
         }
 
     def wait_for_ingestion(self, store_id: str, file_id: str) -> None:

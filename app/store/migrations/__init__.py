@@ -33,6 +33,7 @@ from app.store.migrations import (
     m009_scim_deprovisioned,
     m010_files,
     m011_vector_stores,
+    m012_prompts,
 )
 from app.store.models import db
 from app.store.writes import write_transaction
@@ -75,6 +76,7 @@ MIGRATIONS = (
     Migration(9, "deprovisioned SCIM users", m009_scim_deprovisioned.apply),
     Migration(10, "files", m010_files.apply),
     Migration(11, "vector stores, their files, batches and chunks", m011_vector_stores.apply),
+    Migration(12, "prompts and their versions", m012_prompts.apply),
 )
 LATEST = MIGRATIONS[-1].number
 
