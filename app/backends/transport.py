@@ -211,9 +211,10 @@ class BodyStream:
         """Yield the body bytes of each read; None after a silent `wake_every`."""
         if self.sock is None:
             raise BadGateway(f"Backend '{self.name}' stream has no connection")
-        self.sock.settimeout(min(wake_every, self.read_timeout))
         heard_at = time.monotonic()
         try:
+            # Inside: a call cut before its first read finds its socket closed here.
+            self.sock.settimeout(min(wake_every, self.read_timeout))
             while not self.decoder.complete:
                 try:
                     data = self._read()

@@ -143,3 +143,21 @@ def test_backend_redirect_is_a_502_naming_where_it_pointed(app, backend, send):
     error = assert_openai_error(failure(app, send, openai.APIStatusError), 502)
     assert "redirected to https://elsewhere.test/v1" in error["message"]
     assert len(backend.chat_requests()) == 1
+
+
+def test_a_stream_cut_before_its_first_read_is_a_cut_not_a_failure(backend):
+    """A cancel can close the call between its headers and its first read (a race that
+    once failed the response instead of cancelling it)."""
+    from app.auth.principal import ANONYMOUS_PRINCIPAL
+    from app.backends import CallCut
+    from app.backends.dialects.chat import ChatBackend
+    from app.config import BackendSettings
+    from app.protocol.chat.request import ChatRequest
+
+    chat = ChatBackend(BackendSettings(base_url=backend.base_url, pool_size=1))
+    backend.enqueue(fb.text("one two three", delay=0.2))
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    stream = chat.open_stream(ChatRequest(body=body), ANONYMOUS_PRINCIPAL)
+    stream.close()
+    with pytest.raises(CallCut):
+        list(stream.reads(1.0))
