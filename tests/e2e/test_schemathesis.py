@@ -199,10 +199,19 @@ def test_gateway_keeps_its_contract(case: Any, gateway: Gateway) -> None:
     rows_before = gateway.row_counts()
     sent_before = len(gateway.backend.chat_requests())
     response = case.call(base_url=gateway.url, timeout=REQUEST_TIMEOUT)
-    case.validate_response(response, checks=CHECKS)
+    case.validate_response(response, checks=_checks_for(case))
     if response.status_code >= 400:
         assert gateway.row_counts() == rows_before, "a refused request stored something"
         assert len(gateway.backend.chat_requests()) == sent_before, "a refused request was sent"
+
+
+def _checks_for(case: Any) -> list[Any]:
+    """The checks of a case; a form whose "invalid" value is an empty list sends no field
+    at all (multipart has no empty list), so there is nothing the server could refuse."""
+    body = case.body if isinstance(case.body, dict) else {}
+    if case.media_type == "multipart/form-data" and any(value == [] for value in body.values()):
+        return [check for check in CHECKS if check is not negative_data_rejection]
+    return CHECKS
 
 
 def _join_background_runs() -> None:
