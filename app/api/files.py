@@ -94,10 +94,19 @@ def _multipart(part_file: Any, max_bytes: int) -> tuple[dict[str, str], list[tup
     parser = FormDataParser(
         stream_factory=part_file, max_form_memory_size=FIELD_BYTES, max_form_parts=MAX_PARTS
     )
+    stream = None
     try:
-        stream = get_input_stream(request.environ, max_content_length=limit)
+        stream = _Counted(get_input_stream(request.environ, max_content_length=limit))
         _, form, files = parser.parse(stream, mimetype, request.content_length, options)
     except RequestEntityTooLarge:
+        # werkzeug says "too large" for a body past the limit and for a form past its
+        # parts or a field past its size: only the first is a file too large.
+        if stream is not None and stream.count < limit:
+            raise InvalidRequest(
+                f"The form has more than {MAX_PARTS} parts, or a field of more than "
+                f"{FIELD_BYTES} bytes: an upload is 'file', 'purpose' and 'expires_after'.",
+                code="invalid_form",
+            ) from None
         raise PayloadTooLarge(
             f"The file is larger than this gateway accepts ({max_bytes} bytes).", param="file"
         ) from None
@@ -109,3 +118,16 @@ def _multipart(part_file: Any, max_bytes: int) -> tuple[dict[str, str], list[tup
             raise InvalidRequest(f"'{name}' was given more than once.", param=name)
         fields[name] = values[0]
     return fields, list(files.items(multi=True))
+
+
+class _Counted:
+    """A body stream that counts what was read of it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.count += len(data)
+        return data

@@ -325,6 +325,26 @@ def test_the_sdk_sends_a_bad_purpose_and_is_refused(files_app, files_sdk, files_
             ),
             id="no boundary",
         ),
+        pytest.param(
+            lambda c, h: c.post(
+                "/v1/files",
+                data={
+                    "purpose": "user_data",
+                    "expires_after[seconds]": [str(n) for n in range(12)],
+                    "file": (io.BytesIO(b"1"), "one.txt"),
+                },
+                headers=h,
+            ),
+            id="too many parts",
+        ),
+        pytest.param(
+            lambda c, h: c.post(
+                "/v1/files",
+                data={"purpose": "u" * (2 * 1024 * 1024), "file": (io.BytesIO(b"1"), "a.txt")},
+                headers=h,
+            ),
+            id="a field too large",
+        ),
     ],
 )
 def test_a_malformed_upload_is_refused_and_nothing_is_kept(files_app, files_dir, send):
