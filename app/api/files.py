@@ -10,7 +10,7 @@ framing and the small fields beside the file.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -20,7 +20,9 @@ from werkzeug.wsgi import get_input_stream
 from app.api.http import page_args, request_context, services
 from app.errors import InvalidRequest, PayloadTooLarge
 from app.services import files as service
-from app.store.blobs import Upload
+
+if TYPE_CHECKING:
+    from app.store.blobs import Upload
 
 bp = Blueprint("files", __name__, url_prefix="/v1/files")
 
