@@ -268,8 +268,11 @@ def file_counts(counts: dict[str, int]) -> dict[str, int]:
     return {**by_status, "total": sum(by_status.values())}
 
 
-def vector_store_object(row: dict[str, Any], counts: dict[str, int], now: int) -> dict[str, Any]:
-    """A vector store as the API returns it (`row`: its stored fields)."""
+def vector_store_object(
+    row: dict[str, Any], counts: dict[str, int], usage_bytes: int, now: int
+) -> dict[str, Any]:
+    """A vector store as the API returns it (`row`: its stored fields; its files by status,
+    and the bytes they take)."""
     expired = row["expires_at"] is not None and row["expires_at"] <= now
     counted = file_counts(counts)
     status = "expired" if expired else ("in_progress" if counted["in_progress"] else "completed")
@@ -280,7 +283,7 @@ def vector_store_object(row: dict[str, Any], counts: dict[str, int], now: int) -
         "created_at": row["created_at"],
         "name": row["name"] or "",
         "description": row["description"],
-        "usage_bytes": row["usage_bytes"],
+        "usage_bytes": usage_bytes,
         "file_counts": counted,
         "status": status,
         "expires_after": {"anchor": "last_active_at", "days": days} if days else None,

@@ -61,17 +61,19 @@ def create_store(
 
 def get_store(context: RequestContext, vector_store_id: str) -> dict[str, Any]:
     row = _store(context, vector_store_id)
-    counts = store.file_counts([vector_store_id]).get(vector_store_id, {})
-    return vector_store_object(row, counts, int(time.time()))
+    counts, usage = store.file_summaries([vector_store_id]).get(vector_store_id, ({}, 0))
+    return vector_store_object(row, counts, usage, int(time.time()))
 
 
 def list_stores(context: RequestContext, page: dict[str, Any]) -> dict[str, Any]:
     rows, more = store.list_stores(context.owner, **page)
-    counts = store.file_counts(row["id"] for row in rows)
+    summaries = store.file_summaries(row["id"] for row in rows)
     now = int(time.time())
-    return list_object(
-        [vector_store_object(row, counts.get(row["id"], {}), now) for row in rows], more
-    )
+    objects = []
+    for row in rows:
+        counts, usage = summaries.get(row["id"], ({}, 0))
+        objects.append(vector_store_object(row, counts, usage, now))
+    return list_object(objects, more)
 
 
 def update_store(

@@ -8,6 +8,7 @@ from app.auth.principal import Owner
 from app.protocol.files import file_object
 from app.store import scope, vector_stores
 from app.store.models import StoredFile
+from app.store.pages import id_page
 from app.store.writes import writes
 
 EXPIRE_BATCH = 500
@@ -31,7 +32,7 @@ def insert_file(owner: Owner, file: dict[str, Any]) -> None:
 
 def get_file(owner: Owner, file_id: str, now: int) -> dict[str, Any] | None:
     """The `file` object, or None if `owner` has no such file (or it expired)."""
-    row = StoredFile.get_or_none(scope.file(owner, file_id, now))
+    row = StoredFile.select().where(scope.file(owner, file_id, now)).dicts().first()
     return _object(row) if row else None
 
 
@@ -43,18 +44,14 @@ def list_files(
     query = StoredFile.select().where(scope.files(owner, now))
     if purpose is not None:
         query = query.where(StoredFile.purpose == purpose)
-    ascending = order == "asc"
-    if after is not None:
-        query = query.where(StoredFile.id > after if ascending else StoredFile.id < after)
-    ordering = StoredFile.id.asc() if ascending else StoredFile.id.desc()
-    rows = list(query.order_by(ordering).limit(limit + 1))
-    return [_object(row) for row in rows[:limit]], len(rows) > limit
+    rows, more = id_page(query, StoredFile.id, limit, order, after)
+    return [_object(row) for row in rows], more
 
 
 def files_by_id(owner: Owner, file_ids: list[str], now: int) -> dict[str, dict[str, Any]]:
     """`owner`'s files among these ids (that have not expired), by id."""
     rows = StoredFile.select().where(scope.files(owner, now) & StoredFile.id.in_(file_ids))
-    return {row.id: _object(row) for row in rows}
+    return {row["id"]: _object(row) for row in rows.dicts()}
 
 
 @writes
@@ -94,5 +91,12 @@ def expire_files(now: int) -> list[str]:
     return expired
 
 
-def _object(row: StoredFile) -> dict[str, Any]:
-    return file_object(row.id, row.filename, row.purpose, row.bytes, row.created_at, row.expires_at)
+def _object(row: dict[str, Any]) -> dict[str, Any]:
+    return file_object(
+        row["id"],
+        row["filename"],
+        row["purpose"],
+        row["bytes"],
+        row["created_at"],
+        row["expires_at"],
+    )

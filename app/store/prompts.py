@@ -10,6 +10,7 @@ from app.compact_json import dumps
 from app.errors import Conflict
 from app.store import scope
 from app.store.models import Prompt, PromptVersion
+from app.store.pages import id_page
 from app.store.writes import writes
 
 
@@ -36,14 +37,8 @@ def list_prompts(
     owner: Owner, *, limit: int, order: str, after: str | None, before: str | None
 ) -> tuple[list[dict[str, Any]], bool]:
     query = Prompt.select().where(scope.owned(Prompt, owner))
-    ascending = order == "asc"
-    if after is not None:
-        query = query.where(Prompt.id > after if ascending else Prompt.id < after)
-    if before is not None:
-        query = query.where(Prompt.id < before if ascending else Prompt.id > before)
-    ordering = Prompt.id.asc() if ascending else Prompt.id.desc()
-    rows = list(query.order_by(ordering).limit(limit + 1).dicts())
-    return [_fields(row) for row in rows[:limit]], len(rows) > limit
+    rows, more = id_page(query, Prompt.id, limit, order, after, before)
+    return [_fields(row) for row in rows], more
 
 
 def get_version(prompt_id: str, version: int) -> dict[str, Any] | None:

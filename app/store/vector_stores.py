@@ -25,6 +25,7 @@ from app.store.models import (
     VectorStoreBatch,
     VectorStoreFile,
 )
+from app.store.pages import id_page
 from app.store.writes import insert_rows, writes
 
 IN_PROGRESS = "in_progress"
@@ -41,17 +42,17 @@ def create_store(owner: Owner, store: dict[str, Any], files: list[dict[str, Any]
 
 
 def get_store(owner: Owner, vector_store_id: str) -> dict[str, Any] | None:
-    """The store's fields (and its usage), or None if `owner` has no such store."""
+    """The store's fields, or None if `owner` has no such store."""
     row = VectorStore.select().where(scope.vector_store(owner, vector_store_id)).dicts().first()
-    return _with_usage([row])[0] if row else None
+    return _store_fields(row) if row else None
 
 
 def list_stores(
     owner: Owner, *, limit: int, order: str, after: str | None, before: str | None
 ) -> tuple[list[dict[str, Any]], bool]:
     query = VectorStore.select().where(scope.owned(VectorStore, owner))
-    rows, more = _page(query, VectorStore.id, limit, order, after, before)
-    return _with_usage(rows), more
+    rows, more = id_page(query, VectorStore.id, limit, order, after, before)
+    return [_store_fields(row) for row in rows], more
 
 
 @writes
@@ -79,18 +80,25 @@ def touch_store(vector_store_id: str, now: int) -> None:
     ).where(VectorStore.id == vector_store_id).execute()
 
 
-def file_counts(vector_store_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Each store's files by status."""
-    counts: dict[str, dict[str, int]] = {}
+def file_summaries(vector_store_ids: Iterable[str]) -> dict[str, tuple[dict[str, int], int]]:
+    """Each store's files by status, and the bytes they take, in one query."""
+    summaries: dict[str, tuple[dict[str, int], int]] = {}
     rows = (
-        VectorStoreFile.select(VectorStoreFile.vector_store_id, VectorStoreFile.status, fn.COUNT(1))
+        VectorStoreFile.select(
+            VectorStoreFile.vector_store_id,
+            VectorStoreFile.status,
+            fn.COUNT(1),
+            fn.SUM(VectorStoreFile.usage_bytes),
+        )
         .where(VectorStoreFile.vector_store_id.in_(list(vector_store_ids)))
         .group_by(VectorStoreFile.vector_store_id, VectorStoreFile.status)
         .tuples()
     )
-    for store_id, status, count in rows:
-        counts.setdefault(store_id, {})[status] = count
-    return counts
+    for store_id, status, count, usage in rows:
+        counts, total = summaries.get(store_id, ({}, 0))
+        counts[status] = count
+        summaries[store_id] = (counts, total + int(usage or 0))
+    return summaries
 
 
 @writes
@@ -119,7 +127,7 @@ def list_store_files(
         query = query.where(VectorStoreFile.status == status)
     if batch_id is not None:
         query = query.where(VectorStoreFile.batch_id == batch_id)
-    rows, more = _page(query, VectorStoreFile.file_id, limit, order, after, before)
+    rows, more = id_page(query, VectorStoreFile.file_id, limit, order, after, before)
     return [_file_fields(row) for row in rows], more
 
 
@@ -362,41 +370,8 @@ def _delete_file_rows(vector_store_id: str, file_id: str) -> bool:
     return bool(deleted)
 
 
-def _page(
-    query: Any, key: Any, limit: int, order: str, after: str | None, before: str | None
-) -> tuple[list[dict[str, Any]], bool]:
-    """One page of `query` by the cursor column `key` (ids that sort by the time made)."""
-    ascending = order == "asc"
-    if after is not None:
-        query = query.where(key > after if ascending else key < after)
-    if before is not None:
-        query = query.where(key < before if ascending else key > before)
-    rows = list(query.order_by(key.asc() if ascending else key.desc()).limit(limit + 1).dicts())
-    return rows[:limit], len(rows) > limit
-
-
-def _with_usage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    ids = [row["id"] for row in rows]
-    usage = (
-        dict(
-            VectorStoreFile.select(
-                VectorStoreFile.vector_store_id, fn.SUM(VectorStoreFile.usage_bytes)
-            )
-            .where(VectorStoreFile.vector_store_id.in_(ids))
-            .group_by(VectorStoreFile.vector_store_id)
-            .tuples()
-        )
-        if ids
-        else {}
-    )
-    return [
-        {
-            **row,
-            "metadata": _loads(row["metadata"]) or {},
-            "usage_bytes": int(usage.get(row["id"]) or 0),
-        }
-        for row in rows
-    ]
+def _store_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "metadata": _loads(row["metadata"]) or {}}
 
 
 def _file_fields(row: dict[str, Any]) -> dict[str, Any]:
