@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from app.protocol.responses.schemas.errors import validate_body
 from app.protocol.responses.schemas.fields import Flag, Integer, Metadata, Number, Text
@@ -157,12 +157,45 @@ class QueryField(fields.Field):
         return value
 
 
-class Search(Strict):
-    query = QueryField(required=True)
+class SearchSettings(Strict):
+    """How a search is narrowed and cut: the search endpoint's, and file_search's."""
+
     filters = Filter(allow_none=True)
     max_num_results = Integer(validate=validate.Range(1, MAX_RESULTS))
     ranking_options = fields.Nested(RankingOptions)
+
+
+class Search(SearchSettings):
+    query = QueryField(required=True)
     rewrite_query = Flag()
+
+
+class ToolRanking(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    score_threshold = Number(allow_none=True, validate=validate.Range(0.0, 1.0))
+
+
+class FileSearchTool(SearchSettings):
+    """A response's `{"type": "file_search", …}` tool: its stores, and the same settings
+    (each may be null; what else the API's tool object holds is let through)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    vector_store_ids = fields.List(Text(), required=True, validate=validate.Length(min=1))
+    max_num_results = Integer(allow_none=True, validate=validate.Range(1, MAX_RESULTS))
+    ranking_options = fields.Nested(ToolRanking, allow_none=True)
+
+
+class _Tools(Schema):
+    tools = fields.Nested(FileSearchTool)
+
+
+def check_file_search_tool(tool: dict[str, Any]) -> None:
+    """Refuse a bad file_search tool as one 400 naming `tools.<field>`."""
+    validate_body(_Tools(), {"tools": tool})
 
 
 SCHEMAS: dict[str, Schema] = {

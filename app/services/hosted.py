@@ -15,20 +15,17 @@ background alike) goes on until the model answers without calling one, or
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
-
-from marshmallow import ValidationError
 
 from app.compact_json import dumps
 from app.errors import GatewayError, InvalidRequest, NotFound
 from app.protocol.ids import new_item_id
 from app.protocol.responses import file_search
 from app.protocol.responses.events import Events, ResponseEmitter
-from app.protocol.vector_stores import DEFAULT_RESULTS, MAX_RESULTS, check_filter
+from app.protocol.vector_stores import check_file_search_tool
 from app.services.context import RequestContext, ServiceContext
-from app.services.search import search
+from app.services.search import search_stores
 from app.store import db
 from app.store import vector_stores as store
 
@@ -69,18 +66,8 @@ class HostedTools:
                 "A tool named 'file_search' clashes with the file_search tool.", param="tools"
             )
         tool = tools[0]
-        store_ids = tool.get("vector_store_ids")
-        if (
-            not isinstance(store_ids, list)
-            or not store_ids
-            or not all(isinstance(i, str) for i in store_ids)
-        ):
-            raise InvalidRequest(
-                "file_search needs 'vector_store_ids': a list of vector store ids.",
-                param="tools.vector_store_ids",
-            )
-        _check_search_settings(tool)
-        for store_id in store_ids:
+        check_file_search_tool(tool)
+        for store_id in tool["vector_store_ids"]:
             if store.get_store(context.owner, store_id) is None:
                 raise NotFound(
                     f"No vector store found with id '{store_id}'.",
@@ -157,18 +144,8 @@ class HostedTools:
 
     def _search(self, queries: list[str]) -> list[dict[str, Any]]:
         tool = self.file_search
-        ranking = tool.get("ranking_options") or {}
-        with db.connection_context():
-            found = search(
-                tool["vector_store_ids"],
-                queries,
-                filters=tool.get("filters"),
-                max_results=tool.get("max_num_results") or DEFAULT_RESULTS,
-                threshold=ranking.get("score_threshold") or 0.0,
-                embeddings=self.services.embeddings,
-            )
-            for store_id in tool["vector_store_ids"]:
-                store.touch_store(store_id, int(time.time()))
+        with db.connection_context():  # a stream's generator has no request's connection
+            found = search_stores(tool["vector_store_ids"], queries, tool, self.services.embeddings)
         return [
             {
                 "file_id": r["file_id"],
@@ -179,30 +156,3 @@ class HostedTools:
             }
             for r in found
         ]
-
-
-def _check_search_settings(tool: dict[str, Any]) -> None:
-    """The tool's `filters`, `max_num_results` and `ranking_options`, as search checks them."""
-    try:
-        if tool.get("filters") is not None:
-            check_filter(tool["filters"], 0)
-    except ValidationError as exc:
-        raise InvalidRequest(
-            f"Invalid 'tools.filters': {exc.messages[0]}", param="tools.filters"
-        ) from None
-    limit = tool.get("max_num_results")
-    if limit is not None and (
-        not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RESULTS
-    ):
-        raise InvalidRequest(
-            f"Invalid 'tools.max_num_results': must be between 1 and {MAX_RESULTS}.",
-            param="tools.max_num_results",
-        )
-    threshold = (tool.get("ranking_options") or {}).get("score_threshold")
-    if threshold is not None and (
-        not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
-    ):
-        raise InvalidRequest(
-            "Invalid 'tools.ranking_options.score_threshold': must be between 0 and 1.",
-            param="tools.ranking_options.score_threshold",
-        )

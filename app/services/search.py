@@ -27,13 +27,37 @@ from collections import Counter
 from typing import Any
 
 from app.backends.embeddings import Embeddings, unpack
-from app.protocol.vector_stores import matches
+from app.protocol.vector_stores import DEFAULT_RESULTS, matches
 from app.store import vector_stores as store
 
 WORD = re.compile(r"\w+", re.UNICODE)
 SEMANTIC_WEIGHT = 0.7
 SATURATION = 0.5  # a word found once counts 2/3, twice 4/5, …
 YIELD_EVERY = 200  # chunks scored between cooperative yields (other greenlets run meanwhile)
+
+
+def search_stores(
+    vector_store_ids: list[str],
+    queries: list[str],
+    settings: dict[str, Any],
+    embeddings: Embeddings | None,
+) -> list[dict[str, Any]]:
+    """Search with a request's settings (`filters`, `max_num_results`,
+    `ranking_options.score_threshold`: the search endpoint's body, or a file_search tool),
+    and count it as the stores' activity."""
+    ranking = settings.get("ranking_options") or {}
+    results = search(
+        vector_store_ids,
+        queries,
+        filters=settings.get("filters"),
+        max_results=settings.get("max_num_results") or DEFAULT_RESULTS,
+        threshold=ranking.get("score_threshold") or 0.0,
+        embeddings=embeddings,
+    )
+    now = int(time.time())
+    for vector_store_id in vector_store_ids:
+        store.touch_store(vector_store_id, now)
+    return results
 
 
 def search(

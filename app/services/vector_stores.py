@@ -18,7 +18,6 @@ from app.errors import InvalidRequest, NotFound
 from app.protocol.ids import new_id
 from app.protocol.responses.objects import list_object
 from app.protocol.vector_stores import (
-    DEFAULT_RESULTS,
     batch_object,
     chunking_object,
     search_page,
@@ -27,7 +26,7 @@ from app.protocol.vector_stores import (
 )
 from app.services import extract
 from app.services.context import RequestContext, ServiceContext
-from app.services.search import search
+from app.services.search import search_stores
 from app.store import files
 from app.store import vector_stores as store
 
@@ -218,16 +217,7 @@ def search_store(
     _live_store(context, vector_store_id)
     query = body["query"]
     queries = [query] if isinstance(query, str) else list(query)
-    ranking = body.get("ranking_options") or {}
-    results = search(
-        [vector_store_id],
-        queries,
-        filters=body.get("filters"),
-        max_results=body.get("max_num_results", DEFAULT_RESULTS),
-        threshold=ranking.get("score_threshold", 0.0),
-        embeddings=services.embeddings,
-    )
-    store.touch_store(vector_store_id, int(time.time()))
+    results = search_stores([vector_store_id], queries, body, services.embeddings)
     return search_page(queries, results)
 
 
