@@ -81,15 +81,25 @@ class ResponseLoop:
         prepared = self.prepared
         if not calls or incomplete or prepared is None or prepared.hosted is None:
             return events + self.emitter.finish(incomplete)
-        events += self.run_hosted(calls)
-        if _calls_for_the_client(self.emitter.output[self.turn_start :]):
+        events += self.continue_after(calls, stream=True)
+        if self.next_outgoing is None:
             return events + self.emitter.finish(None)
-        self.turn_start = len(self.emitter.output)
-        self.next_outgoing = prepared.next_turn(self.told, stream=True)
         self.turn = prepared.backend.turn(self.next_outgoing, self.emitter)
         return events
 
-    def run_hosted(self, calls: list[dict[str, Any]]) -> Events:
+    def continue_after(self, calls: list[dict[str, Any]], stream: bool) -> Events:
+        """Run the hosted calls a turn ended with; `next_outgoing` is then the next call,
+        or None when the turn also called the client's own tools (the response ends)."""
+        events = self._run_hosted(calls)
+        if _calls_for_the_client(self.emitter.output[self.turn_start :]):
+            self.next_outgoing = None
+            return events
+        self.turn_start = len(self.emitter.output)
+        assert self.prepared is not None
+        self.next_outgoing = self.prepared.next_turn(self.told, stream=stream)
+        return events
+
+    def _run_hosted(self, calls: list[dict[str, Any]]) -> Events:
         """Run the hosted calls a turn ended with; note what the next turn is told."""
         prepared = self.prepared
         assert prepared is not None and prepared.hosted is not None

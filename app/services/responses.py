@@ -19,7 +19,7 @@ from app.protocol.responses.objects import complete_response, list_object
 from app.services import background, limits
 from app.services.context import RequestContext, ServiceContext
 from app.services.prepare import Prepared, persist, prepare
-from app.services.response_loop import CLIENT_CALLS, ResponseLoop, annotate_answer
+from app.services.response_loop import ResponseLoop, annotate_answer
 from app.services.streaming import Events, open_stream
 from app.store import responses
 from app.store.models import INPUT
@@ -101,11 +101,10 @@ def _complete_with_tools(prepared: Prepared, context: RequestContext) -> dict[st
         emitter.output += visible
         if not calls or incomplete:
             break
-        loop.run_hosted(calls)
-        if any(item["type"] in CLIENT_CALLS for item in visible):
+        loop.continue_after(calls, stream=False)
+        if loop.next_outgoing is None:
             break
-        loop.turn_start = len(emitter.output)
-        outgoing = prepared.next_turn(loop.told, stream=False)
+        outgoing = loop.next_outgoing
     annotate_answer(emitter.output[loop.turn_start :], hosted.annotate)
     response = complete_response(prepared.response, emitter.output, emitter.usage, incomplete)
     persist(prepared)
